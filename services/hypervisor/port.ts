@@ -1,0 +1,133 @@
+/**
+ * The Hypervisor port: what a node daemon drives on its host.
+ *
+ * Implementations: the simulated hypervisor (services/hypervisor/sim, run in-process for the
+ * deterministic simulation or in its own `vcp sim-host` process, reached over HTTP on a Unix
+ * socket by SimHostClient), and later a real Linux driver (cgroups + QEMU/QMP).
+ *
+ * Every call is idempotent with respect to (partitionId, incarnation): starting an incarnation
+ * that already runs returns the same result, turning off something that is off succeeds.
+ */
+
+export interface ProcessorSettings {
+  /** Guaranteed share of the partition's vCPUs' capacity under contention, 0–100. */
+  readonly reservePct: number;
+  /** Hard cap on the share of its vCPUs' capacity, 0–100, >= reservePct. */
+  readonly limitPct: number;
+  /** Relative weight 1–10000 (default 100). */
+  readonly weight: number;
+}
+
+export type MemorySettings =
+  | { readonly mode: 'static'; readonly startupMiB: number }
+  | {
+      readonly mode: 'dynamic';
+      readonly startupMiB: number;
+      readonly minMiB: number;
+      readonly maxMiB: number;
+      /** 5–2000 */
+      readonly bufferPct: number;
+      /** 0–10000 */
+      readonly weight: number;
+    };
+
+/** Simulated guest behaviour; ignored by real drivers. */
+export interface WorkloadProfile {
+  /** CPU demand as a percentage of the partition's vCPUs' capacity (0–100). */
+  readonly cpuDemandPct: number;
+  /** Committed memory the guest wants. */
+  readonly memoryDemandMiB: number;
+  /** Rate at which the guest dirties distinct memory pages (for live migration). */
+  readonly dirtyMiBps: number;
+}
+
+export interface PartitionConfig {
+  readonly partitionId: string;
+  /** Every start of a partition has a new, larger incarnation. */
+  readonly incarnation: number;
+  readonly vcpus: number;
+  readonly processor: ProcessorSettings;
+  readonly memory: MemorySettings;
+  readonly workload: WorkloadProfile | null;
+}
+
+export type RunState = 'Running' | 'Paused';
+
+export interface PartitionStatus {
+  readonly partitionId: string;
+  readonly incarnation: number;
+  readonly state: RunState;
+  readonly vcpus: number;
+  readonly processor: ProcessorSettings;
+  readonly memory: MemorySettings;
+  readonly memoryAssignedMiB: number;
+  /** Virtual or wall time (ms since epoch) at which this incarnation started. */
+  readonly startedAtMs: number;
+}
+
+export interface PartitionUsage {
+  readonly partitionId: string;
+  readonly incarnation: number;
+  /** CPU used, as a percentage of the partition's vCPUs' capacity. */
+  readonly cpuPct: number;
+  /** CPU used, in logical processors (cpuPct/100 × vcpus). */
+  readonly cpuLp: number;
+  /** Time vCPUs were ready to run but waited for an LP, ms per second of wall/virtual time. */
+  readonly cpuWaitMsPerS: number;
+  readonly memoryAssignedMiB: number;
+  readonly memoryDemandMiB: number;
+  /** 100 × demand ÷ assigned. */
+  readonly memoryPressurePct: number;
+  readonly memoryBalloonedMiB: number;
+}
+
+export interface HostUsage {
+  readonly logicalProcessors: number;
+  readonly memoryMiB: number;
+  readonly parentReserveMiB: number;
+  readonly memoryAvailableMiB: number;
+  readonly memoryCommittedMiB: number;
+  /** CPU used by all partitions, in LPs. */
+  readonly cpuUsedLp: number;
+  readonly partitions: readonly PartitionUsage[];
+  readonly sampledAtMs: number;
+}
+
+export interface HostInfo {
+  readonly hostId: string;
+  readonly logicalProcessors: number;
+  readonly memoryMiB: number;
+  readonly parentReserveMiB: number;
+  /** A new id every time the (simulated) machine boots: tells a daemon the host restarted. */
+  readonly bootId: string;
+}
+
+/** A refusal by the hypervisor (no memory for startup, unknown partition, ...). */
+export class HypervisorError extends Error {
+  override readonly name = 'HypervisorError';
+  constructor(
+    readonly code: 'insufficient-memory' | 'not-found' | 'invalid-state' | 'invalid-config' | 'unavailable',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface Hypervisor {
+  info(): Promise<HostInfo>;
+  /** Starts (or restores from Saved) the given incarnation. Idempotent per incarnation. */
+  start(config: PartitionConfig): Promise<PartitionStatus>;
+  /** Graceful shut-down: the partition is gone from the host afterwards. */
+  stop(partitionId: string, incarnation: number): Promise<void>;
+  /** Immediate power-off: the partition is gone from the host afterwards. */
+  turnOff(partitionId: string, incarnation: number): Promise<void>;
+  pause(partitionId: string, incarnation: number): Promise<PartitionStatus>;
+  resume(partitionId: string, incarnation: number): Promise<PartitionStatus>;
+  /** Saves state and releases CPU and memory; the partition no longer runs on the host. */
+  save(partitionId: string, incarnation: number): Promise<void>;
+  setProcessor(partitionId: string, incarnation: number, processor: ProcessorSettings): Promise<PartitionStatus>;
+  setMemory(partitionId: string, incarnation: number, memory: MemorySettings): Promise<PartitionStatus>;
+  /** What actually runs (Running or Paused) on the host now. */
+  list(): Promise<readonly PartitionStatus[]>;
+  usage(): Promise<HostUsage>;
+}
