@@ -1,0 +1,230 @@
+/**
+ * The event catalogue: every fact vcp stores. Payloads are plain JSON records (mirrored by the
+ * Avro schemas in schemas/ in a later issue). Intent events (`…Requested`) are decided by the
+ * control plane; fact events are reported by the node daemon that observed them and carry the
+ * incarnation they concern.
+ */
+import type { HostLimits } from './limits.ts';
+import type { PlacementRecord } from './placement.ts';
+import type { PartitionSpec, SpecChange } from './spec.ts';
+
+// ---------------------------------------------------------------- host-<id> stream
+
+export type HostRegistered = {
+  readonly type: 'HostRegistered';
+  readonly data: {
+    readonly hostId: string;
+    readonly logicalProcessors: number;
+    readonly memoryMiB: number;
+    readonly parentReserveMiB: number;
+    readonly labels: { readonly [key: string]: string };
+    readonly limitsPreset: string;
+    readonly limits: HostLimits;
+  };
+};
+
+export type HostCordoned = {
+  readonly type: 'HostCordoned';
+  readonly data: { readonly hostId: string; readonly reason: string };
+};
+
+export type HostUncordoned = {
+  readonly type: 'HostUncordoned';
+  readonly data: { readonly hostId: string };
+};
+
+export type ReservationPurpose = 'start' | 'migration' | 'restart';
+
+export type HostCapacityReserved = {
+  readonly type: 'HostCapacityReserved';
+  readonly data: {
+    readonly hostId: string;
+    readonly reservationId: string;
+    readonly partitionId: string;
+    /** The incarnation the reservation is for (the next start's). */
+    readonly incarnation: number;
+    readonly purpose: ReservationPurpose;
+    readonly vcpus: number;
+    /** vcpus × reservePct: processor reserve in hundredths of a logical processor. */
+    readonly reserveLpPct: number;
+    readonly memoryMiB: number;
+  };
+};
+
+export type HostReservationAdjusted = {
+  readonly type: 'HostReservationAdjusted';
+  readonly data: {
+    readonly hostId: string;
+    readonly reservationId: string;
+    readonly partitionId: string;
+    readonly reserveLpPct: number;
+  };
+};
+
+export type HostReservationReleased = {
+  readonly type: 'HostReservationReleased';
+  readonly data: {
+    readonly hostId: string;
+    readonly reservationId: string;
+    readonly partitionId: string;
+    readonly reason: string;
+  };
+};
+
+export type HostEvent =
+  | HostRegistered
+  | HostCordoned
+  | HostUncordoned
+  | HostCapacityReserved
+  | HostReservationAdjusted
+  | HostReservationReleased;
+
+// ---------------------------------------------------------------- partition-<id> stream
+
+type OnHost = { readonly partitionId: string; readonly hostId: string; readonly incarnation: number };
+
+export type PartitionCreated = {
+  readonly type: 'PartitionCreated';
+  readonly data: { readonly partitionId: string; readonly name: string; readonly spec: PartitionSpec };
+};
+
+export type PartitionReconfigured = {
+  readonly type: 'PartitionReconfigured';
+  readonly data: {
+    readonly partitionId: string;
+    readonly changes: readonly SpecChange[];
+    readonly spec: PartitionSpec;
+    /** Set when the partition lives on a host, so that host's daemon applies the change live. */
+    readonly hostId: string | null;
+    readonly incarnation: number;
+  };
+};
+
+export type PartitionStartRequested = {
+  readonly type: 'PartitionStartRequested';
+  readonly data: OnHost & {
+    readonly reservationId: string;
+    /** True when the partition restores a saved state instead of booting. */
+    readonly fromSaved: boolean;
+    /** The spec the daemon must apply (the spec in force at this start). */
+    readonly spec: PartitionSpec;
+    readonly placement: PlacementRecord;
+  };
+};
+
+export type PartitionStopRequested = { readonly type: 'PartitionStopRequested'; readonly data: OnHost };
+export type PartitionTurnOffRequested = { readonly type: 'PartitionTurnOffRequested'; readonly data: OnHost };
+export type PartitionPauseRequested = { readonly type: 'PartitionPauseRequested'; readonly data: OnHost };
+export type PartitionResumeRequested = { readonly type: 'PartitionResumeRequested'; readonly data: OnHost };
+export type PartitionSaveRequested = { readonly type: 'PartitionSaveRequested'; readonly data: OnHost };
+
+export type PartitionDeleted = {
+  readonly type: 'PartitionDeleted';
+  readonly data: { readonly partitionId: string };
+};
+
+/** Facts carry the id of the directive event that made the daemon act (null when it acted on its own). */
+type Fact = OnHost & { readonly directiveEventId: string | null };
+
+export type PartitionStarted = {
+  readonly type: 'PartitionStarted';
+  readonly data: Fact & { readonly memoryAssignedMiB: number };
+};
+export type PartitionStartFailed = {
+  readonly type: 'PartitionStartFailed';
+  readonly data: Fact & { readonly reason: string; readonly code: string };
+};
+export type PartitionStopped = {
+  readonly type: 'PartitionStopped';
+  readonly data: Fact & { readonly how: 'shutdown' | 'turn-off' | 'guest' | 'reconcile' };
+};
+export type PartitionPaused = { readonly type: 'PartitionPaused'; readonly data: Fact };
+export type PartitionResumed = { readonly type: 'PartitionResumed'; readonly data: Fact };
+export type PartitionSaved = { readonly type: 'PartitionSaved'; readonly data: Fact };
+export type PartitionCrashed = {
+  readonly type: 'PartitionCrashed';
+  readonly data: Fact & { readonly reason: string };
+};
+
+/** A daemon's report that no longer applies (stale incarnation, superseded intent): kept, changes nothing. */
+export type PartitionReportIgnored = {
+  readonly type: 'PartitionReportIgnored';
+  readonly data: Fact & { readonly reportedType: string; readonly reason: string };
+};
+
+export type PartitionFactEvent =
+  | PartitionStarted
+  | PartitionStartFailed
+  | PartitionStopped
+  | PartitionPaused
+  | PartitionResumed
+  | PartitionSaved
+  | PartitionCrashed;
+
+export type PartitionDirectiveEvent =
+  | PartitionStartRequested
+  | PartitionStopRequested
+  | PartitionTurnOffRequested
+  | PartitionPauseRequested
+  | PartitionResumeRequested
+  | PartitionSaveRequested
+  | PartitionReconfigured;
+
+export type PartitionEvent =
+  | PartitionCreated
+  | PartitionDeleted
+  | PartitionDirectiveEvent
+  | PartitionFactEvent
+  | PartitionReportIgnored;
+
+export type DomainEvent = HostEvent | PartitionEvent;
+export type DomainEventType = DomainEvent['type'];
+
+export const hostEventTypes = [
+  'HostRegistered',
+  'HostCordoned',
+  'HostUncordoned',
+  'HostCapacityReserved',
+  'HostReservationAdjusted',
+  'HostReservationReleased',
+] as const satisfies readonly HostEvent['type'][];
+
+export const partitionFactTypes = [
+  'PartitionStarted',
+  'PartitionStartFailed',
+  'PartitionStopped',
+  'PartitionPaused',
+  'PartitionResumed',
+  'PartitionSaved',
+  'PartitionCrashed',
+] as const satisfies readonly PartitionFactEvent['type'][];
+
+/** Events a node daemon must act on; each carries the hostId it concerns. */
+export const directiveTypes = [
+  'PartitionStartRequested',
+  'PartitionStopRequested',
+  'PartitionTurnOffRequested',
+  'PartitionPauseRequested',
+  'PartitionResumeRequested',
+  'PartitionSaveRequested',
+  'PartitionReconfigured',
+] as const satisfies readonly PartitionDirectiveEvent['type'][];
+
+export const partitionEventTypes = [
+  'PartitionCreated',
+  'PartitionDeleted',
+  'PartitionReportIgnored',
+  ...directiveTypes,
+  ...partitionFactTypes,
+] as const satisfies readonly PartitionEvent['type'][];
+
+export function isDirectiveType(type: string): type is PartitionDirectiveEvent['type'] {
+  return (directiveTypes as readonly string[]).includes(type);
+}
+
+export function isFactType(type: string): type is PartitionFactEvent['type'] {
+  return (partitionFactTypes as readonly string[]).includes(type);
+}
+
+export const hostStreamId = (hostId: string): string => `host-${hostId}`;
+export const partitionStreamId = (partitionId: string): string => `partition-${partitionId}`;
