@@ -1,0 +1,109 @@
+/**
+ * Server-sent event streams read straight from the store: catch-up and live are one loop
+ * (read after the last position sent, wait for a newer event, repeat), so there is no gap and
+ * no duplicate between the two, and a slow client only slows its own loop (back-pressure).
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { EventStore, RecordedEvent } from '../../eventstore/index.ts';
+import type { Projections } from '../projections.ts';
+
+/** Comment line sent when idle so proxies and clients know the stream is alive. */
+export const keepAliveMs = 15_000;
+export const sseBatchSizeMax = 500;
+
+export type SseOptions = {
+  readonly after: number;
+  /** Which events to send; the others only advance the position. */
+  readonly filter: (event: RecordedEvent) => boolean;
+  /** SSE `event:` name for each sent event. */
+  readonly eventName: (event: RecordedEvent) => string;
+  /** Send `event: position` after each batch, so a filtered consumer can checkpoint past it. */
+  readonly sendPositions: boolean;
+  readonly onOpen?: () => void;
+  readonly onClose?: () => void;
+};
+
+export async function streamEvents(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  store: EventStore,
+  projections: Projections,
+  options: SseOptions,
+): Promise<void> {
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache, no-transform',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+  });
+  let open = true;
+  let wake: (() => void) | null = null;
+  const unsubscribe = projections.onApplied(() => wake?.());
+  const close = () => {
+    open = false;
+    wake?.();
+  };
+  request.raw.on('close', close);
+  res.on('close', close);
+  res.on('error', close);
+  options.onOpen?.();
+  const write = async (chunk: string): Promise<void> => {
+    if (!open) return;
+    if (!res.write(chunk)) await new Promise<void>((resolve) => {
+      const done = () => {
+        res.off('drain', done);
+        res.off('close', done);
+        resolve();
+      };
+      res.on('drain', done);
+      res.on('close', done);
+    });
+  };
+  try {
+    await write(`retry: 1000\n: connected at position ${options.after}\n\n`);
+    let position = options.after;
+    while (open) {
+      const batch = await store.readAll({ after: position, limit: sseBatchSizeMax });
+      if (batch.length === 0) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, keepAliveMs);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+          // An event appended between the read above and setting `wake` must not wait for the timer.
+          void store.headPosition().then((head) => head > position && wake?.(), () => wake?.());
+        });
+        wake = null;
+        if (open && (await store.headPosition()) <= position) await write(': keep-alive\n\n');
+        continue;
+      }
+      for (const event of batch) {
+        if (!open) break;
+        if (options.filter(event)) {
+          await write(`id: ${event.globalPosition}\nevent: ${options.eventName(event)}\ndata: ${JSON.stringify(event)}\n\n`);
+        }
+        position = event.globalPosition;
+      }
+      if (options.sendPositions && open) await write(`id: ${position}\nevent: position\ndata: {"position":${position}}\n\n`);
+    }
+  } catch (error) {
+    request.log.warn({ err: error }, 'event stream ended with an error');
+  } finally {
+    unsubscribe();
+    options.onClose?.();
+    if (!res.writableEnded) res.end();
+  }
+}
+
+/** The resume position: Last-Event-ID (a reconnecting EventSource) wins over ?after=. */
+export function resumePosition(request: FastifyRequest, after: number | undefined): number | string {
+  const header = request.headers['last-event-id'];
+  if (typeof header === 'string' && header.length > 0) {
+    const value = Number(header);
+    return Number.isSafeInteger(value) && value >= 0 ? value : 'Last-Event-ID must be a non-negative integer';
+  }
+  return after ?? 0;
+}

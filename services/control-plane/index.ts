@@ -1,0 +1,3 @@
+export { type ControlPlaneConfig, type ControlPlaneHandle, defaultControlPlaneConfig, runControlPlane, version } from './server.ts';
+export { ControlPlaneService, type ReportInput, type ReportResult } from './service.ts';
+export type { HostView, PartitionView } from './views.ts';

@@ -1,0 +1,126 @@
+/**
+ * The read model: every host and partition folded from the global log with the deciders' own
+ * evolve functions, so replayed and live state cannot drift. Kept in memory, rebuilt at start.
+ */
+import {
+  type HostEvent,
+  type HostState,
+  type PartitionEvent,
+  type PartitionState,
+  evolveHost,
+  evolvePartition,
+  hostEventTypes,
+  initialHostState,
+  initialPartitionState,
+  partitionEventTypes,
+} from '../domain/index.ts';
+import type { EventStore, RecordedEvent, Subscription } from '../eventstore/index.ts';
+
+export type Tracked<S> = {
+  readonly state: S;
+  readonly version: number;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  readonly lastGlobalPosition: number;
+  readonly lastEventId: string;
+  readonly lastCorrelationId: string;
+};
+
+const hostTypes = new Set<string>(hostEventTypes);
+const partitionTypes = new Set<string>(partitionEventTypes);
+
+/** Longest a caller may wait for the projection to reach a position. */
+export const catchUpWaitMsMax = 10_000;
+
+export class Projections {
+  readonly hosts = new Map<string, Tracked<HostState>>();
+  readonly partitions = new Map<string, Tracked<PartitionState>>();
+  /** When each reservation was made (ms since epoch), to age out orphans. */
+  readonly reservationMadeAtMs = new Map<string, number>();
+  private positionValue = 0;
+  private waiters: { position: number; resolve: () => void }[] = [];
+  private listeners = new Set<(events: readonly RecordedEvent[]) => void>();
+
+  get position(): number {
+    return this.positionValue;
+  }
+
+  apply(event: RecordedEvent): void {
+    if (event.globalPosition <= this.positionValue) return;
+    if (hostTypes.has(event.type) && event.streamId.startsWith('host-')) {
+      const id = event.streamId.slice('host-'.length);
+      const before = this.hosts.get(id);
+      const state = evolveHost(before?.state ?? initialHostState(), { type: event.type, data: event.data } as HostEvent);
+      this.hosts.set(id, track(before, state, event));
+      if (event.type === 'HostCapacityReserved') {
+        this.reservationMadeAtMs.set(String(event.data.reservationId), Date.parse(event.recordedAt));
+      } else if (event.type === 'HostReservationReleased') {
+        this.reservationMadeAtMs.delete(String(event.data.reservationId));
+      }
+    } else if (partitionTypes.has(event.type) && event.streamId.startsWith('partition-')) {
+      const id = event.streamId.slice('partition-'.length);
+      const before = this.partitions.get(id);
+      const state = evolvePartition(before?.state ?? initialPartitionState(), { type: event.type, data: event.data } as PartitionEvent);
+      this.partitions.set(id, track(before, state, event));
+    }
+    this.positionValue = event.globalPosition;
+  }
+
+  applyBatch(events: readonly RecordedEvent[]): void {
+    for (const event of events) this.apply(event);
+    this.waiters = this.waiters.filter((w) => {
+      if (w.position > this.positionValue) return true;
+      w.resolve();
+      return false;
+    });
+    for (const listener of this.listeners) listener(events);
+  }
+
+  /** Called after each applied batch (the SSE streams and process managers use it). */
+  onApplied(listener: (events: readonly RecordedEvent[]) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Resolves once every event up to `position` is applied (read-your-writes for the API). */
+  waitFor(position: number): Promise<void> {
+    if (position <= this.positionValue) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w.resolve !== done);
+        reject(new Error(`projection did not reach position ${position} within ${catchUpWaitMsMax} ms`));
+      }, catchUpWaitMsMax);
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.waiters.push({ position, resolve: done });
+    });
+  }
+}
+
+function track<S>(before: Tracked<S> | undefined, state: S, event: RecordedEvent): Tracked<S> {
+  return {
+    state,
+    version: event.streamVersion,
+    createdAt: before?.createdAt ?? event.recordedAt,
+    updatedAt: event.recordedAt,
+    lastGlobalPosition: event.globalPosition,
+    lastEventId: event.eventId,
+    lastCorrelationId: event.correlationId,
+  };
+}
+
+/** Folds the whole log, then follows it live. */
+export async function startProjections(store: EventStore, projections: Projections): Promise<Subscription> {
+  const head = await store.headPosition();
+  const subscription = store.subscribeAll({
+    after: projections.position,
+    onEvents: (events) => projections.applyBatch(events),
+  });
+  await projections.waitFor(head).catch(async () => {
+    // A large log may take longer than one wait: keep waiting until caught up.
+    while (projections.position < head) await new Promise((r) => setTimeout(r, 50));
+  });
+  return subscription;
+}

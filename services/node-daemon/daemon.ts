@@ -1,0 +1,358 @@
+/**
+ * The node daemon: one per host. Consumes the directives that concern its host (in order, from
+ * a durable checkpoint), applies them to the local hypervisor, and reports what really happened.
+ * Level-triggered underneath: on every (re)connection it compares what runs with what the log
+ * says and converges, reporting the differences as facts.
+ */
+import { mkdirSync } from 'node:fs';
+import type { Logger } from 'pino';
+import { type Hypervisor, HypervisorError, type PartitionConfig, type PartitionStatus } from '../hypervisor/index.ts';
+import { checkpointFileName, readCheckpoint, writeCheckpoint } from './checkpoint.ts';
+import { ControlPlaneHttpError, type Desired, type DesiredPartition, type Report, createControlPlaneClient } from './control-plane-client.ts';
+
+export type NodeDaemonConfig = {
+  readonly hostId: string;
+  readonly controlPlaneUrl: string;
+  readonly dataDir: string;
+  readonly heartbeatMs: number;
+  readonly observationPollMs: number;
+  readonly requestTimeoutMs: number;
+  /** Longest pause between reconnection or report attempts. */
+  readonly retryDelayMsMax: number;
+  readonly labels: { readonly [key: string]: string };
+  readonly limitsPreset: string;
+};
+
+export const defaultNodeDaemonConfig = {
+  heartbeatMs: 1_000,
+  observationPollMs: 500,
+  requestTimeoutMs: 10_000,
+  retryDelayMsMax: 5_000,
+  labels: {},
+  limitsPreset: 'modern',
+} as const;
+
+/** Hypervisors that can tell what happened on their own (guest crashes, guest shut-downs). */
+export type Observing = {
+  drainObservations(): Promise<
+    readonly ({ kind: 'crashed'; partitionId: string; incarnation: number; reason: string } | { kind: 'stopped-by-guest'; partitionId: string; incarnation: number })[]
+  >;
+};
+
+type Directive = {
+  readonly eventId: string;
+  readonly type: string;
+  readonly globalPosition: number;
+  readonly data: {
+    readonly partitionId: string;
+    readonly hostId: string;
+    readonly incarnation: number;
+    readonly spec?: PartitionSpecLike;
+  };
+};
+
+type PartitionSpecLike = {
+  readonly vcpus: number;
+  readonly processor: PartitionConfig['processor'];
+  readonly memory: PartitionConfig['memory'];
+  readonly workload: PartitionConfig['workload'];
+};
+
+export type NodeDaemonHandle = {
+  /** Position of the last directive applied and reported. */
+  readonly checkpoint: () => number;
+  readonly connected: () => boolean;
+  close(): Promise<void>;
+};
+
+const liveStates = new Set(['Starting', 'Running', 'Pausing', 'Paused', 'Stopping', 'Saving']);
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+function configOf(partitionId: string, incarnation: number, spec: PartitionSpecLike): PartitionConfig {
+  return { partitionId, incarnation, vcpus: spec.vcpus, processor: spec.processor, memory: spec.memory, workload: spec.workload };
+}
+
+export async function runNodeDaemon(
+  config: NodeDaemonConfig,
+  hypervisor: Hypervisor & Partial<Observing>,
+  log: Logger,
+): Promise<NodeDaemonHandle> {
+  mkdirSync(config.dataDir, { recursive: true });
+  const { hostId } = config;
+  const client = createControlPlaneClient(config.controlPlaneUrl, hostId, config.requestTimeoutMs);
+  const stop = new AbortController();
+  let checkpoint = readCheckpoint(config.dataDir, hostId);
+  let connected = false;
+  let bootId = 'unknown';
+  log.info({ hostId, checkpoint, file: checkpointFileName }, 'node daemon starting');
+
+  /** Retries `work` with capped exponential backoff until it succeeds or the daemon stops. */
+  async function persist<T>(what: string, work: () => Promise<T>): Promise<T | undefined> {
+    let delayMs = 100;
+    while (!stop.signal.aborted) {
+      try {
+        return await work();
+      } catch (error) {
+        log.warn({ err: error instanceof Error ? error.message : String(error), what }, 'retrying');
+        await sleep(delayMs, stop.signal);
+        delayMs = Math.min(delayMs * 2, config.retryDelayMsMax);
+      }
+    }
+    return undefined;
+  }
+
+  async function report(reports: readonly Report[]): Promise<void> {
+    if (reports.length === 0) return;
+    const answer = await persist('report', () => client.report(reports));
+    for (const result of answer?.results ?? []) {
+      if (result.outcome !== 'recorded') log.info({ ...result }, 'report not applied by the control plane');
+    }
+  }
+
+  // ---------------------------------------------------------------- registration
+  const info = await persist('read host info from the hypervisor', () => hypervisor.info());
+  if (!info) return closedHandle();
+  bootId = info.bootId;
+  await persist('register host', async () => {
+    try {
+      await client.register({
+        id: hostId,
+        logicalProcessors: info.logicalProcessors,
+        memoryMiB: info.memoryMiB,
+        parentReserveMiB: info.parentReserveMiB,
+        labels: config.labels,
+        limitsPreset: config.limitsPreset,
+      });
+    } catch (error) {
+      // Registered already with other figures: keep serving the host as registered, and say so.
+      if (error instanceof ControlPlaneHttpError && error.status === 409) {
+        log.warn({ body: error.body }, 'host is registered with different capacity; the registered figures stay in force');
+        return;
+      }
+      throw error;
+    }
+  });
+
+  // ---------------------------------------------------------------- applying directives
+  function isCurrent(directive: Directive, desired: Desired): boolean {
+    // A directive newer than the snapshot is current by definition: later ones will follow it.
+    if (directive.globalPosition > desired.position) return true;
+    const now = desired.partitions.find((p) => p.partitionId === directive.data.partitionId);
+    return now !== undefined && now.hostId === hostId && now.incarnation === directive.data.incarnation && liveStates.has(now.state);
+  }
+
+  async function apply(directive: Directive, desired: Desired): Promise<void> {
+    const { partitionId, incarnation } = directive.data;
+    const current = isCurrent(directive, desired);
+    const fact = (type: string, extra: Partial<Report> = {}): Report => ({
+      reportId: `${directive.eventId}:${type}`,
+      partitionId,
+      type,
+      incarnation,
+      directiveEventId: directive.eventId,
+      ...extra,
+    });
+    const attempt = async (work: () => Promise<Report | null>): Promise<void> => {
+      try {
+        const outcome = await work();
+        if (outcome) await report([outcome]);
+      } catch (error) {
+        if (!(error instanceof HypervisorError) || error.code === 'unavailable') throw error;
+        log.warn({ partitionId, incarnation, directive: directive.type, code: error.code, reason: error.message }, 'hypervisor refused a directive');
+        if (directive.type === 'PartitionStartRequested') {
+          await report([fact('PartitionStartFailed', { reason: error.message, code: error.code })]);
+        }
+      }
+    };
+    switch (directive.type) {
+      case 'PartitionStartRequested': {
+        if (!current) return log.info({ partitionId, incarnation }, 'skipping a start the log has since superseded');
+        const spec = directive.data.spec;
+        if (!spec) throw new Error(`directive ${directive.eventId} has no spec`);
+        return attempt(async () => {
+          const status = await hypervisor.start(configOf(partitionId, incarnation, spec));
+          return fact('PartitionStarted', { memoryAssignedMiB: status.memoryAssignedMiB });
+        });
+      }
+      case 'PartitionStopRequested':
+      case 'PartitionTurnOffRequested': {
+        // Stopping is always safe: a stale incarnation is a no-op in the hypervisor.
+        const graceful = directive.type === 'PartitionStopRequested';
+        return attempt(async () => {
+          if (graceful) await hypervisor.stop(partitionId, incarnation);
+          else await hypervisor.turnOff(partitionId, incarnation);
+          return current ? fact('PartitionStopped', { how: graceful ? 'shutdown' : 'turn-off' }) : null;
+        });
+      }
+      case 'PartitionPauseRequested':
+        if (!current) return;
+        return attempt(async () => {
+          await hypervisor.pause(partitionId, incarnation);
+          return fact('PartitionPaused');
+        });
+      case 'PartitionResumeRequested':
+        if (!current) return;
+        return attempt(async () => {
+          await hypervisor.resume(partitionId, incarnation);
+          return fact('PartitionResumed');
+        });
+      case 'PartitionSaveRequested':
+        return attempt(async () => {
+          await hypervisor.save(partitionId, incarnation);
+          return current ? fact('PartitionSaved') : null;
+        });
+      case 'PartitionReconfigured': {
+        const spec = directive.data.spec;
+        if (!current || !spec) return;
+        return attempt(async () => {
+          const running = (await hypervisor.list()).find((p) => p.partitionId === partitionId && p.incarnation === incarnation);
+          if (!running) return null;
+          await hypervisor.setProcessor(partitionId, incarnation, spec.processor);
+          if (JSON.stringify(running.memory) !== JSON.stringify(spec.memory)) await hypervisor.setMemory(partitionId, incarnation, spec.memory);
+          log.info({ partitionId, incarnation }, 'applied reconfiguration live');
+          return null;
+        });
+      }
+      default:
+        log.warn({ type: directive.type }, 'unknown directive type; skipped');
+    }
+  }
+
+  // ---------------------------------------------------------------- reconciliation
+  async function reconcile(desired: Desired): Promise<void> {
+    const actual: readonly PartitionStatus[] = await hypervisor.list();
+    const byId = new Map<string, DesiredPartition>(desired.partitions.map((p) => [p.partitionId, p]));
+    const reports: Report[] = [];
+    for (const running of actual) {
+      const should = byId.get(running.partitionId);
+      const belongsHere =
+        should !== undefined && should.hostId === hostId && should.incarnation === running.incarnation && liveStates.has(should.state);
+      if (belongsHere) continue;
+      log.warn({ partitionId: running.partitionId, incarnation: running.incarnation, logSays: should?.state ?? 'unknown' }, 'turning off a partition the log does not place here');
+      await hypervisor.turnOff(running.partitionId, running.incarnation);
+      if (should) {
+        reports.push({
+          reportId: `reconcile:${bootId}:${running.partitionId}:${running.incarnation}:stopped`,
+          partitionId: running.partitionId,
+          type: 'PartitionStopped',
+          incarnation: running.incarnation,
+          directiveEventId: null,
+          how: 'reconcile',
+        });
+      }
+    }
+    const runningIds = new Set(actual.map((p) => `${p.partitionId}:${p.incarnation}`));
+    for (const should of desired.partitions) {
+      if (should.hostId !== hostId || runningIds.has(`${should.partitionId}:${should.incarnation}`)) continue;
+      if (should.state === 'Starting') continue; // its start directive (re)applies it
+      const base = { partitionId: should.partitionId, incarnation: should.incarnation, directiveEventId: null };
+      if (should.state === 'Stopping' || should.state === 'Saving') {
+        reports.push({ ...base, reportId: `reconcile:${bootId}:${should.partitionId}:${should.incarnation}:stopped`, type: 'PartitionStopped', how: 'reconcile' });
+      } else if (liveStates.has(should.state)) {
+        reports.push({
+          ...base,
+          reportId: `reconcile:${bootId}:${should.partitionId}:${should.incarnation}:crashed`,
+          type: 'PartitionCrashed',
+          reason: `not running on host ${hostId} (boot ${bootId}) at reconciliation: the host restarted or the partition was lost`,
+        });
+      }
+    }
+    if (reports.length > 0) log.warn({ count: reports.length }, 'reconciliation found differences; reporting them');
+    await report(reports);
+  }
+
+  // ---------------------------------------------------------------- the directive loop
+  const loop = (async () => {
+    let delayMs = 100;
+    while (!stop.signal.aborted) {
+      const streamAbort = new AbortController();
+      const onStop = () => streamAbort.abort();
+      stop.signal.addEventListener('abort', onStop, { once: true });
+      try {
+        const desired = await client.desired();
+        await reconcile(desired);
+        const messages = await client.directives(checkpoint, streamAbort.signal);
+        connected = true;
+        delayMs = 100;
+        log.info({ checkpoint }, 'directive stream open');
+        for await (const message of messages) {
+          if (message.event === 'directive') {
+            const directive = JSON.parse(message.data) as Directive;
+            if (directive.globalPosition <= checkpoint) continue;
+            await apply(directive, desired);
+            checkpoint = directive.globalPosition;
+            writeCheckpoint(config.dataDir, hostId, checkpoint);
+          } else if (message.event === 'position') {
+            const position = (JSON.parse(message.data) as { position: number }).position;
+            if (position > checkpoint) {
+              checkpoint = position;
+              writeCheckpoint(config.dataDir, hostId, checkpoint);
+            }
+          }
+        }
+        if (!stop.signal.aborted) log.warn('directive stream ended; reconnecting');
+      } catch (error) {
+        if (!stop.signal.aborted) log.warn({ err: error instanceof Error ? error.message : String(error) }, 'directive stream failed; reconnecting');
+      } finally {
+        connected = false;
+        stop.signal.removeEventListener('abort', onStop);
+        streamAbort.abort();
+      }
+      await sleep(delayMs, stop.signal);
+      delayMs = Math.min(delayMs * 2, config.retryDelayMsMax);
+    }
+  })();
+
+  // ---------------------------------------------------------------- heartbeat and observations
+  const heartbeat = setInterval(() => {
+    client.heartbeat(bootId, checkpoint).catch((error: unknown) => log.debug({ err: String(error) }, 'heartbeat failed'));
+  }, config.heartbeatMs);
+  let observing = false;
+  const observe = setInterval(() => {
+    if (observing || !hypervisor.drainObservations) return;
+    observing = true;
+    (async () => {
+      const observations = await hypervisor.drainObservations!();
+      await report(
+        observations.map((o) => ({
+          reportId: `observed:${bootId}:${o.partitionId}:${o.incarnation}:${o.kind}`,
+          partitionId: o.partitionId,
+          incarnation: o.incarnation,
+          directiveEventId: null,
+          ...(o.kind === 'crashed' ? { type: 'PartitionCrashed', reason: o.reason } : { type: 'PartitionStopped', how: 'guest' }),
+        })),
+      );
+    })()
+      .catch((error: unknown) => log.warn({ err: String(error) }, 'could not read observations'))
+      .finally(() => {
+        observing = false;
+      });
+  }, config.observationPollMs);
+
+  return {
+    checkpoint: () => checkpoint,
+    connected: () => connected,
+    async close() {
+      stop.abort();
+      clearInterval(heartbeat);
+      clearInterval(observe);
+      await loop;
+    },
+  };
+
+  function closedHandle(): NodeDaemonHandle {
+    return { checkpoint: () => checkpoint, connected: () => false, close: async () => undefined };
+  }
+}
