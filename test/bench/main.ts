@@ -1,0 +1,19 @@
+/**
+ * `npm run bench`: prints figures and ratios against baselines measured in the same run.
+ * Nothing here is asserted: speed targets are read, not tested, so shared machines cannot flake CI.
+ */
+import { benchCommands, benchProjectionRebuild } from './control-plane.bench.ts';
+import { benchEventStoreAppend } from './eventstore.bench.ts';
+
+const suites: Record<string, () => Promise<unknown>> = {
+  eventstore: benchEventStoreAppend,
+  commands: benchCommands,
+  rebuild: benchProjectionRebuild,
+};
+
+const only = process.argv.slice(2);
+for (const [name, run] of Object.entries(suites)) {
+  if (only.length > 0 && !only.includes(name)) continue;
+  console.log(`\n== ${name}`);
+  await run();
+}
