@@ -1,0 +1,359 @@
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer, request, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  createSimHostClient,
+  HypervisorError,
+  type PartitionConfig,
+  runSimHost,
+  type SimHostClient,
+  type SimHostHandle,
+} from '../../services/hypervisor/index.ts';
+
+function config(partitionId: string, overrides: Partial<PartitionConfig> = {}): PartitionConfig {
+  return {
+    partitionId,
+    incarnation: 1,
+    vcpus: 2,
+    processor: { reservePct: 0, limitPct: 100, weight: 100 },
+    memory: { mode: 'static', startupMiB: 1024 },
+    workload: null,
+    ...overrides,
+  };
+}
+
+async function rejection(promise: Promise<unknown>): Promise<HypervisorError> {
+  const error = await promise.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  if (!(error instanceof HypervisorError)) throw new Error(`expected a HypervisorError, got ${String(error)}`);
+  return error;
+}
+
+/** A raw HTTP exchange over the socket, for requests the typed client would never send. */
+function raw(
+  socketPath: string,
+  method: string,
+  path: string,
+  body?: string,
+  contentType = 'application/json',
+): Promise<{ status: number; contentType: string; json: unknown }> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = body === undefined ? {} : { 'content-type': contentType };
+    const req = request({ socketPath, method, path, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        try {
+          resolve({
+            status: res.statusCode ?? 0,
+            contentType: String(res.headers['content-type'] ?? ''),
+            json: text.length > 0 ? JSON.parse(text) : undefined,
+          });
+        } catch (error) {
+          reject(error);
+        }
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+async function waitFor(check: () => Promise<boolean>, waitMsMax: number): Promise<void> {
+  const deadline = Date.now() + waitMsMax;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${waitMsMax} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+describe('sim-host over its Unix socket', () => {
+  let dataDir: string;
+  let host: SimHostHandle;
+  let client: SimHostClient;
+
+  beforeEach(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'vcp-sh-'));
+    host = await runSimHost({ hostId: 'h1', logicalProcessors: 4, memoryMiB: 8192, parentReserveMiB: 1024, dataDir, tickMs: 20 });
+    client = createSimHostClient({ socketPath: host.socketPath });
+  });
+
+  afterEach(async () => {
+    await host.close();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('describes itself in sim-host.json and /info', async () => {
+    const descriptor = JSON.parse(await readFile(join(dataDir, 'sim-host.json'), 'utf8')) as unknown;
+    expect(descriptor).toEqual({
+      hostId: 'h1',
+      pid: process.pid,
+      socketPath: join(dataDir, 'sim-host.sock'),
+      bootId: host.descriptor.bootId,
+      logicalProcessors: 4,
+      memoryMiB: 8192,
+      parentReserveMiB: 1024,
+      seed: host.descriptor.seed,
+    });
+    expect(await client.info()).toEqual({
+      hostId: 'h1',
+      logicalProcessors: 4,
+      memoryMiB: 8192,
+      parentReserveMiB: 1024,
+      bootId: host.descriptor.bootId,
+    });
+  });
+
+  it('drives a partition through its whole lifecycle', async () => {
+    const started = await client.start(config('web-1'));
+    expect(started).toMatchObject({ partitionId: 'web-1', incarnation: 1, state: 'Running', memoryAssignedMiB: 1024 });
+    expect(await client.start(config('web-1'))).toEqual(started);
+    expect(await client.list()).toEqual([started]);
+
+    expect((await client.pause('web-1', 1)).state).toBe('Paused');
+    expect((await client.resume('web-1', 1)).state).toBe('Running');
+    const processor = { reservePct: 10, limitPct: 50, weight: 300 };
+    expect((await client.setProcessor('web-1', 1, processor)).processor).toEqual(processor);
+    expect((await client.setMemory('web-1', 1, { mode: 'static', startupMiB: 2048 })).memoryAssignedMiB).toBe(2048);
+
+    const usage = await client.usage();
+    expect(usage).toMatchObject({ memoryCommittedMiB: 2048, memoryAvailableMiB: 5120, cpuUsedLp: 1 });
+    expect(usage.partitions).toEqual([
+      expect.objectContaining({ partitionId: 'web-1', cpuLp: 1, cpuPct: 50, cpuWaitMsPerS: 500 }),
+    ]);
+
+    await client.save('web-1', 1);
+    expect(await client.list()).toEqual([]);
+    const restored = await client.start(config('web-1', { memory: { mode: 'static', startupMiB: 2048 } }));
+    expect(restored.startedAtMs).toBe(started.startedAtMs);
+
+    await client.stop('web-1', 0);
+    expect(await client.list()).toHaveLength(1);
+    await client.stop('web-1', 1);
+    await client.turnOff('web-1', 1);
+    expect(await client.list()).toEqual([]);
+  });
+
+  it('carries partition ids with slashes, spaces and unicode through the URL', async () => {
+    const id = 'tenant/a b?c#d%é';
+    expect((await client.start(config(id))).partitionId).toBe(id);
+    expect((await client.pause(id, 1)).partitionId).toBe(id);
+    await client.crash(id, 'test');
+    expect(await client.drainObservations()).toEqual([expect.objectContaining({ partitionId: id })]);
+  });
+
+  it('maps refusals back to the same HypervisorError the in-process sim throws', async () => {
+    const absent = await rejection(client.pause('nope', 1));
+    expect(absent.code).toBe('not-found');
+    expect(absent.message).toBe('cannot pause nope: it does not run on host h1');
+
+    await client.start(config('big', { memory: { mode: 'static', startupMiB: 6000 } }));
+    const full = await rejection(client.start(config('more', { memory: { mode: 'static', startupMiB: 2000 } })));
+    expect(full.code).toBe('insufficient-memory');
+    expect(full.message).toMatch(/needs 2000 MiB, host h1 has 1168 MiB available/);
+
+    await client.start(config('a', { incarnation: 3 }));
+    expect((await rejection(client.start(config('a', { incarnation: 2 })))).code).toBe('invalid-state');
+    expect((await rejection(client.start(config('c', { vcpus: 5 })))).code).toBe('invalid-config');
+    expect((await rejection(client.start(config('c', { vcpus: 1.5 })))).code).toBe('invalid-config');
+    expect((await rejection(client.setWorkload('c', null))).code).toBe('not-found');
+  });
+
+  it('reports crashes and guest shutdowns as observations, drained once', async () => {
+    await client.start(config('a', { incarnation: 4 }));
+    await client.start(config('b'));
+    await client.crash('a', 'triple fault');
+    await client.shutdownFromGuest('b');
+    const observations = await client.drainObservations();
+    expect(observations).toEqual([
+      { kind: 'crashed', partitionId: 'a', incarnation: 4, reason: 'triple fault', atMs: expect.any(Number) },
+      { kind: 'stopped-by-guest', partitionId: 'b', incarnation: 1, atMs: expect.any(Number) },
+    ]);
+    expect(await client.drainObservations()).toEqual([]);
+    expect(await client.list()).toEqual([]);
+  });
+
+  it('ticks on real time: the memory balancer follows a workload change', async () => {
+    await client.start(
+      config('d', {
+        memory: { mode: 'dynamic', startupMiB: 1024, minMiB: 512, maxMiB: 4096, bufferPct: 20, weight: 5000 },
+        workload: { cpuDemandPct: 25, memoryDemandMiB: 1500, dirtyMiBps: 0 },
+      }),
+    );
+    await waitFor(async () => (await client.list())[0]?.memoryAssignedMiB === 1920, 5000);
+    await client.setWorkload('d', { cpuDemandPct: 25, memoryDemandMiB: 100, dirtyMiBps: 0 });
+    await waitFor(async () => (await client.list())[0]?.memoryAssignedMiB === 512, 5000);
+    const usage = await client.usage();
+    expect(usage.partitions[0]).toMatchObject({ cpuLp: 0.5, memoryBalloonedMiB: 1408 });
+    const accounting = host.hypervisor.accounting()[0];
+    expect(accounting?.cpuTimeLpMs).toBeGreaterThan(0);
+  });
+
+  it('answers bad input with a 4xx JSON problem, never a 500', async () => {
+    const socket = host.socketPath;
+    const malformed = await raw(socket, 'POST', '/partitions/a/start', '{not json');
+    expect(malformed.status).toBe(400);
+    expect(malformed.contentType).toContain('application/problem+json');
+    expect(malformed.json).toMatchObject({ code: 'invalid-config', status: 400, type: 'urn:vcp:hypervisor:invalid-config' });
+
+    const wrongType = await raw(socket, 'POST', '/partitions/a/start', JSON.stringify({ ...config('a'), vcpus: '2' }));
+    expect(wrongType.status).toBe(400);
+    expect(wrongType.json).toMatchObject({ code: 'invalid-config' });
+
+    const extraField = await raw(socket, 'POST', '/partitions/a/stop', JSON.stringify({ incarnation: 1, force: true }));
+    expect(extraField.status).toBe(400);
+
+    const mismatch = await raw(socket, 'POST', '/partitions/b/start', JSON.stringify(config('a')));
+    expect(mismatch.status).toBe(422);
+    expect(mismatch.json).toMatchObject({ code: 'invalid-config', message: expect.stringMatching(/does not match/) });
+
+    const notRunning = await raw(socket, 'PUT', '/partitions/a/workload', JSON.stringify({ workload: null }));
+    expect(notRunning.status).toBe(404);
+    expect(notRunning.json).toMatchObject({ code: 'not-found' });
+
+    const unknownRoute = await raw(socket, 'GET', '/partitions/a/teleport');
+    expect(unknownRoute.status).toBe(404);
+    expect(unknownRoute.json).toMatchObject({ code: 'not-found' });
+
+    const notJson = await raw(socket, 'POST', '/partitions/a/stop', '<incarnation/>', 'application/xml');
+    expect(notJson.status).toBe(415);
+    expect(notJson.json).toMatchObject({ code: 'invalid-config' });
+
+    const tooBig = await raw(socket, 'POST', '/partitions/a/crash', JSON.stringify({ reason: 'x'.repeat(100_000) }));
+    expect(tooBig.status).toBe(413);
+  });
+
+  it('survives arbitrary JSON on every route with a 2xx or 4xx', async () => {
+    const routes: [string, string][] = [
+      ['POST', '/partitions/p/start'],
+      ['POST', '/partitions/p/stop'],
+      ['POST', '/partitions/p/turn-off'],
+      ['POST', '/partitions/p/pause'],
+      ['POST', '/partitions/p/resume'],
+      ['POST', '/partitions/p/save'],
+      ['PUT', '/partitions/p/processor'],
+      ['PUT', '/partitions/p/memory'],
+      ['PUT', '/partitions/p/workload'],
+      ['POST', '/partitions/p/crash'],
+    ];
+    await client.start(config('p'));
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...routes), fc.jsonValue(), async ([method, path], body) => {
+        const response = await raw(host.socketPath, method, path, JSON.stringify(body));
+        expect(response.status).toBeLessThan(500);
+        if (response.status >= 400) expect(response.json).toMatchObject({ code: expect.any(String) });
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('refuses to start a second sim-host on a live socket, and close() cleans up', async () => {
+    await expect(
+      runSimHost({ hostId: 'h2', logicalProcessors: 1, memoryMiB: 1024, parentReserveMiB: 0, dataDir }),
+    ).rejects.toThrow(/already listening/);
+    expect((await client.info()).hostId).toBe('h1');
+    await host.close();
+    await host.close();
+    await expect(stat(join(dataDir, 'sim-host.sock'))).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(stat(join(dataDir, 'sim-host.json'))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await rejection(client.info())).code).toBe('unavailable');
+  });
+});
+
+describe('sim-host start-up', () => {
+  it('replaces a stale socket file left by a dead sim-host', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'vcp-sh-'));
+    try {
+      await writeFile(join(dataDir, 'sim-host.sock'), '');
+      const host = await runSimHost({ hostId: 'h', logicalProcessors: 2, memoryMiB: 2048, parentReserveMiB: 256, dataDir });
+      try {
+        expect((await createSimHostClient({ socketPath: host.socketPath }).info()).hostId).toBe('h');
+      } finally {
+        await host.close();
+      }
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses options it cannot honour', async () => {
+    const common = { hostId: 'h', logicalProcessors: 2, memoryMiB: 2048, parentReserveMiB: 256 };
+    await expect(runSimHost({ ...common, dataDir: `/tmp/${'d'.repeat(120)}` })).rejects.toThrow(/too long for a Unix socket/);
+    await expect(runSimHost({ ...common, dataDir: '/tmp/x', tickMs: 0 })).rejects.toThrow(/tickMs/);
+    await expect(runSimHost({ ...common, dataDir: '/tmp/x', parentReserveMiB: 4096 })).rejects.toThrow(/parentReserveMiB/);
+  });
+});
+
+describe('sim-host client failure mapping', () => {
+  let dataDir: string;
+  let server: Server | null = null;
+
+  beforeEach(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'vcp-cl-'));
+  });
+
+  afterEach(async () => {
+    const running = server;
+    server = null;
+    if (running) await new Promise((resolve) => running.close(resolve));
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  /** A fake sim-host answering every request with the given status and body. */
+  async function fakeHost(status: number, body: string, delayMs = 0): Promise<string> {
+    const socketPath = join(dataDir, 'fake.sock');
+    const fake = createServer((_req, res) => {
+      setTimeout(() => {
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(body);
+      }, delayMs);
+    });
+    server = fake;
+    await new Promise<void>((resolve) => fake.listen(socketPath, resolve));
+    return socketPath;
+  }
+
+  it('reports a missing socket as unavailable', async () => {
+    const client = createSimHostClient({ socketPath: join(dataDir, 'none.sock') });
+    const error = await rejection(client.list());
+    expect(error.code).toBe('unavailable');
+    expect(error.message).toMatch(/none\.sock is unavailable: GET \/partitions: ENOENT/);
+  });
+
+  it('reports a response that does not match its schema as unavailable', async () => {
+    const client = createSimHostClient({ socketPath: await fakeHost(200, '{"hostId": 42}') });
+    expect((await rejection(client.info())).message).toMatch(/does not match its schema/);
+  });
+
+  it('reports a body that is not JSON as unavailable', async () => {
+    const client = createSimHostClient({ socketPath: await fakeHost(200, '<html>') });
+    expect((await rejection(client.usage())).code).toBe('unavailable');
+  });
+
+  it('reports a 5xx as unavailable, even with a known error code', async () => {
+    const body = JSON.stringify({ type: 't', title: 't', status: 500, detail: 'boom', code: 'not-found', message: 'boom' });
+    const client = createSimHostClient({ socketPath: await fakeHost(500, body) });
+    const error = await rejection(client.list());
+    expect(error.code).toBe('unavailable');
+    expect(error.message).toMatch(/answered 500: boom/);
+  });
+
+  it('reports an unknown error code as unavailable', async () => {
+    const body = JSON.stringify({ type: 't', title: 't', status: 409, detail: 'x', code: 'surprise', message: 'x' });
+    const client = createSimHostClient({ socketPath: await fakeHost(409, body) });
+    expect((await rejection(client.pause('a', 1))).code).toBe('unavailable');
+  });
+
+  it('gives up after the request timeout', async () => {
+    const client = createSimHostClient({ socketPath: await fakeHost(200, '[]', 2000), requestTimeoutMs: 100 });
+    const error = await rejection(client.list());
+    expect(error.code).toBe('unavailable');
+    expect(error.message).toMatch(/no answer within 100 ms/);
+  });
+});
