@@ -136,6 +136,9 @@ export function decideHost(command: HostCommand, state: HostState): Decision<Hos
           ? accept()
           : reject('conflict', 'reservation-id-reused', `reservation ${command.reservationId} belongs to another partition`);
       }
+      if (!Number.isInteger(command.vcpus) || command.vcpus < 1 || !(command.reserveLpPct >= 0) || !Number.isInteger(command.memoryMiB) || command.memoryMiB < 0) {
+        return reject('invalid', 'invalid-reservation', 'a reservation needs vcpus >= 1, reserveLpPct >= 0 and a whole memoryMiB >= 0');
+      }
       if (state.cordoned && command.purpose !== 'restart') {
         return reject('no-capacity', 'host-cordoned', `host ${state.hostId} is cordoned: ${state.cordonReason ?? ''}`.trim(), {
           details: { hostId: state.hostId, reasons: ['host is cordoned'] },
@@ -164,6 +167,7 @@ export function decideHost(command: HostCommand, state: HostState): Decision<Hos
     case 'AdjustReservation': {
       const existing = state.reservations.get(command.reservationId);
       if (!existing) return reject('not-found', 'reservation-not-found', `no reservation ${command.reservationId}`);
+      if (!(command.reserveLpPct >= 0)) return reject('invalid', 'invalid-reservation', 'reserveLpPct must be >= 0');
       if (existing.reserveLpPct === command.reserveLpPct) return accept();
       const others = addToTotals(state.reserved, requestOf(existing), -1);
       const reasons = capacityShortfalls(state, others, { ...requestOf(existing), reserveLpPct: command.reserveLpPct });
@@ -243,10 +247,13 @@ function decideRegister(command: Extract<HostCommand, { type: 'RegisterHost' }>,
     limits,
   };
   if (state.status === 'Registered') {
+    // Limits count as capacity: accepting other limits as a no-op would silently keep the old ones.
     const same =
       state.logicalProcessors === data.logicalProcessors &&
       state.memoryMiB === data.memoryMiB &&
-      state.parentReserveMiB === data.parentReserveMiB;
+      state.parentReserveMiB === data.parentReserveMiB &&
+      state.limitsPreset === data.limitsPreset &&
+      (Object.keys(limits) as (keyof HostLimits)[]).every((key) => state.limits[key] === limits[key]);
     // Registering the same machine again (a node daemon restarting) is a no-op.
     return same
       ? accept()

@@ -84,7 +84,10 @@ export type PartitionCommand =
 export const initialPartitionState = (): PartitionState => ({ status: 'Initial' });
 
 export const partitionIdPattern = /^[a-z0-9][a-z0-9-]{0,62}$/;
-const namePattern = /^[^\u0000-\u001f]{1,100}$/;
+/** 1–100 characters, none of them a control character. */
+function isValidName(name: string): boolean {
+  return name.length >= 1 && name.length <= 100 && [...name].every((c) => c.charCodeAt(0) >= 0x20 && c.charCodeAt(0) !== 0x7f);
+}
 
 export function evolvePartition(state: PartitionState, event: PartitionEvent): PartitionState {
   switch (event.type) {
@@ -166,6 +169,11 @@ export function decidePartition(command: PartitionCommand, state: PartitionState
       if (state.status !== 'Off' && state.status !== 'Saved' && state.status !== 'Failed') {
         return invalidTransition(state, 'start', 'only an Off, Saved or Failed partition can be started');
       }
+      if (state.status === 'Saved' && command.hostId !== state.savedOnHostId) {
+        return reject('conflict', 'saved-on-another-host', `partition ${state.partitionId} was saved on ${state.savedOnHostId}; its saved state can only be restored there (turn it off to start it elsewhere)`, {
+          details: { currentState: state.status, savedOnHostId: state.savedOnHostId },
+        });
+      }
       if (command.incarnation !== state.incarnation + 1) {
         return reject('conflict', 'stale-incarnation', `start was prepared for incarnation ${command.incarnation} but the next is ${state.incarnation + 1}`, {
           details: { currentState: state.status },
@@ -221,7 +229,7 @@ function decideCreate(command: Extract<PartitionCommand, { type: 'CreatePartitio
       field: '/id',
     });
   }
-  if (!namePattern.test(command.name)) {
+  if (!isValidName(command.name)) {
     return reject('invalid', 'invalid-partition', 'name must be 1–100 characters without control characters', { field: '/name' });
   }
   if (state.status !== 'Initial') {

@@ -5,9 +5,9 @@
 import { type Rejection, type Result, failure } from './decision.ts';
 
 export type ProcessorSpec = {
-  /** Guaranteed share of the partition's vCPUs' capacity under contention, 0–100. */
+  /** Guaranteed share of the partition's vCPUs' capacity under contention, whole percent 0–100 (as Hyper-V). */
   readonly reservePct: number;
-  /** Hard cap, 0–100, >= reservePct. */
+  /** Hard cap, whole percent 0–100, >= reservePct. */
   readonly limitPct: number;
   /** Relative weight 1–10000. */
   readonly weight: number;
@@ -33,7 +33,7 @@ export type HaPolicy = {
   /** Partitions of one class avoid sharing a host. */
   readonly antiAffinityClass: string | null;
   readonly antiAffinityMode: 'soft' | 'hard';
-  readonly preferredHostIds: readonly string[];
+  readonly preferredHostIds: string[];
 };
 
 export type WorkloadSpec = {
@@ -128,11 +128,11 @@ function firstRejection(...checks: (Rejection | null)[]): Rejection | null {
 export function buildSpec(input: PartitionSpecInput, base: PartitionSpec | null): Result<PartitionSpec> {
   const vcpus = input.vcpus ?? base?.vcpus;
   if (vcpus === undefined) return failure('invalid', 'invalid-spec', 'vcpus is required', { field: '/vcpus' });
-  const processor: ProcessorSpec = { ...(base?.processor ?? defaultProcessor), ...input.processor };
+  const processor: ProcessorSpec = { ...(base?.processor ?? defaultProcessor), ...definedOnly(input.processor) };
   const memory = buildMemory(input.memory, base?.memory ?? null);
   if (!memory.ok) return memory;
   const memorySpec = memory.value;
-  const ha: HaPolicy = { ...(base?.ha ?? defaultHa), ...input.ha };
+  const ha: HaPolicy = { ...(base?.ha ?? defaultHa), ...definedOnly(input.ha) };
   const workload =
     input.workload === null
       ? null
@@ -146,6 +146,15 @@ export function buildSpec(input: PartitionSpecInput, base: PartitionSpec | null)
   const spec: PartitionSpec = { vcpus, processor, memory: memorySpec, ha, workload };
   const problem = validateSpec(spec);
   return problem ? { ok: false, rejection: problem } : { ok: true, value: spec };
+}
+
+/**
+ * An input field set to `undefined` means absent (keep the base), as it does for vcpus and memory;
+ * spread as is, it would overwrite the base with `undefined` (and `ha.antiAffinityClass:
+ * undefined` made validateSpec throw a TypeError instead of rejecting).
+ */
+function definedOnly<T extends object>(input: T | undefined): Partial<T> {
+  return Object.fromEntries(Object.entries(input ?? {}).filter(([, value]) => value !== undefined)) as Partial<T>;
 }
 
 function buildMemory(input: MemoryInput | undefined, base: MemorySpec | null): Result<MemorySpec> {
@@ -183,8 +192,8 @@ export function validateSpec(spec: PartitionSpec): Rejection | null {
   const { vcpus, processor, memory, ha, workload } = spec;
   return firstRejection(
     integerIn(vcpus, 1, specLimits.vcpusMax, '/vcpus'),
-    numberIn(processor.reservePct, 0, 100, '/processor/reservePct'),
-    numberIn(processor.limitPct, 0, 100, '/processor/limitPct'),
+    integerIn(processor.reservePct, 0, 100, '/processor/reservePct'),
+    integerIn(processor.limitPct, 0, 100, '/processor/limitPct'),
     processor.limitPct < processor.reservePct
       ? invalid(
           '/processor/limitPct',
