@@ -80,7 +80,7 @@ export const simHostCommand: CommandSpec = {
     const memoryMiB = intFlag(values['memory-mib'], 'memory-mib', 1, 1 << 30, 65536);
     const handle = await runSimHost({
       hostId,
-      logicalProcessors: intFlag(values['logical-processors'], 'logical-processors', 1, 4096, 16),
+      logicalProcessors: intFlag(values['logical-processors'], 'logical-processors', 1, 2048, 16),
       memoryMiB,
       parentReserveMiB: intFlag(values['parent-reserve-mib'], 'parent-reserve-mib', 0, memoryMiB - 1, Math.min(2048, Math.floor(memoryMiB / 10))),
       dataDir: resolve(stringFlag(values.data, 'data', `./data/hosts/${hostId}`)),
@@ -172,7 +172,7 @@ Logs of every process go to <data>/logs/. Ctrl-C stops everything cleanly.`,
     const port = intFlag(values.port ?? process.env.VCP_PORT, 'port', 1, 65535, 8080);
     const dataDir = resolve(stringFlag(values.data ?? process.env.VCP_DATA, 'data', './data'));
     const hostCount = intFlag(values.hosts, 'hosts', 1, 64, 3);
-    const lps = intFlag(values['logical-processors'], 'logical-processors', 1, 4096, 16);
+    const lps = intFlag(values['logical-processors'], 'logical-processors', 1, 2048, 16);
     const memoryMiB = intFlag(values['memory-mib'], 'memory-mib', 1024, 1 << 30, 65536);
     const url = `http://127.0.0.1:${port}`;
     const logDir = join(dataDir, 'logs');

@@ -215,22 +215,25 @@ export class ControlPlaneService {
     for (let attempt = 1; attempt <= this.config.placementAttemptsMax; attempt++) {
       const attemptMeta: CommandMeta = { ...meta, idSeed: meta.idSeed === null ? null : `${meta.idSeed}|attempt${attempt}` };
       const { state } = await loadStream(this.store, partitionDecider, streamId);
-      const incarnation = state.status === 'Initial' || state.status === 'Deleted' ? 1 : state.incarnation + 1;
-      const dry = decidePartition({ type: 'RequestStart', hostId: '-', incarnation, reservationId: '-', placement: noPlacement }, state);
-      if (!dry.ok) return dry;
       if (state.status === 'Initial' || state.status === 'Deleted') return rejection('not-found', 'partition-not-found', 'partition does not exist');
+      // A saved state lives on the host that saved it: restore it there unless told otherwise
+      // (the decider refuses another host with a reason).
+      const target = requiredHostId ?? (state.status === 'Saved' ? state.savedOnHostId : null);
+      const incarnation = state.incarnation + 1;
+      const dry = decidePartition({ type: 'RequestStart', hostId: target ?? '-', incarnation, reservationId: '-', placement: noPlacement }, state);
+      if (!dry.ok) return dry;
       const request = {
         vcpus: state.spec.vcpus,
         reserveLpPct: reserveLpPct(state.spec),
         memoryMiB: memoryToReserveMiB(state.spec),
         excludeHostIds: [],
-        requiredHostId,
+        requiredHostId: target,
       };
       const placement = place(this.placementCandidates(), request);
       lastPlacement = placement;
       if (placement.chosenHostId === null) {
-        if (requiredHostId !== null && !this.host(requiredHostId)) {
-          return rejection('not-found', 'host-not-found', `host ${requiredHostId} does not exist`);
+        if (target !== null && !this.host(target)) {
+          return rejection('not-found', 'host-not-found', `host ${target} does not exist`);
         }
         return rejection('no-capacity', 'no-capacity', 'no host can take this partition', { placement });
       }
@@ -245,7 +248,7 @@ export class ControlPlaneService {
       );
       if (!reserved.ok) {
         // The projection was behind the host stream: someone else took the room. Place again.
-        if (reserved.rejection.kind === 'no-capacity' && requiredHostId === null) continue;
+        if (reserved.rejection.kind === 'no-capacity' && target === null) continue;
         return { ok: false, rejection: { ...reserved.rejection, details: { ...reserved.rejection.details, placement } } };
       }
       const started = await handleCommand(

@@ -274,10 +274,12 @@ export async function runNodeDaemon(
   }
 
   // ---------------------------------------------------------------- the directive loop
+  let currentStream: AbortController | null = null;
   const loop = (async () => {
     let delayMs = 100;
     while (!stop.signal.aborted) {
       const streamAbort = new AbortController();
+      currentStream = streamAbort;
       const onStop = () => streamAbort.abort();
       stop.signal.addEventListener('abort', onStop, { once: true });
       try {
@@ -321,9 +323,17 @@ export async function runNodeDaemon(
   }, config.heartbeatMs);
   let observing = false;
   const observe = setInterval(() => {
-    if (observing || !hypervisor.drainObservations) return;
+    if (observing) return;
     observing = true;
     (async () => {
+      // A machine that rebooted lost what ran on it: reconnecting reconciles against the new boot.
+      const now = await hypervisor.info();
+      if (now.bootId !== bootId) {
+        log.warn({ previousBootId: bootId, bootId: now.bootId }, 'the host restarted; reconciling');
+        bootId = now.bootId;
+        currentStream?.abort();
+      }
+      if (!hypervisor.drainObservations) return;
       const observations = await hypervisor.drainObservations!();
       await report(
         observations.map((o) => ({

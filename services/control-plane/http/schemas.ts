@@ -85,8 +85,8 @@ export const HostView = Type.Object({
 
 const ProcessorInput = Type.Object(
   {
-    reservePct: Type.Optional(Type.Number({ minimum: 0, maximum: 100, description: 'guaranteed share of its vCPUs under contention (default 0)' })),
-    limitPct: Type.Optional(Type.Number({ minimum: 0, maximum: 100, description: 'hard cap (default 100), >= reservePct' })),
+    reservePct: Type.Optional(Type.Integer({ minimum: 0, maximum: 100, description: 'guaranteed share of its vCPUs under contention (default 0)' })),
+    limitPct: Type.Optional(Type.Integer({ minimum: 0, maximum: 100, description: 'hard cap (default 100), >= reservePct' })),
     weight: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, description: 'relative weight (default 100)' })),
   },
   { additionalProperties: false },
