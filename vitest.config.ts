@@ -8,5 +8,6 @@ export default defineConfig({
     pool: 'forks',
     // Two cores: keep concurrency modest so process-spawning e2e tests are not starved.
     maxWorkers: 2,
+    reporters: ['default', './test/support/summary-reporter.ts'],
   },
 });
