@@ -59,6 +59,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strictAjv : looseAjv).compile(schema));
 
   app.setErrorHandler(errorHandler);
+  // JSON only: other media types get a 415 instead of failing validation as a string.
+  app.removeContentTypeParser('text/plain');
   app.setNotFoundHandler((request, reply) => sendProblem(reply, request, problem(404, 'no-route', `no route ${request.method} ${request.url}`)));
   app.decorateRequest('idempotency', null);
   app.addHook('onRequest', async (request, reply) => {
