@@ -16,8 +16,10 @@ export type VcpProcess = {
   output(): string;
   /** SIGKILL and wait for the exit. */
   kill9(): Promise<void>;
-  /** SIGTERM and wait for a clean exit (code 0). */
+  /** SIGTERM and wait for the exit; resolves with the exit code. */
   stop(): Promise<number | null>;
+  /** Waits for the process to exit by itself; resolves with the exit code. */
+  exited(): Promise<number | null>;
 };
 
 const running = new Set<VcpProcess>();
@@ -44,6 +46,11 @@ export function spawnVcp(name: string, args: string[], env: Record<string, strin
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await exited;
       running.delete(handle);
+    },
+    async exited() {
+      const code = await exited;
+      running.delete(handle);
+      return code;
     },
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
