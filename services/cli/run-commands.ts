@@ -1,14 +1,11 @@
 /**
  * The commands that run vcp's parts: control-plane, sim-host, node, and `up` (all on one machine).
+ * Each loads its service only when run, so the client commands start fast.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pino from 'pino';
-import { defaultControlPlaneConfig, runControlPlane } from '../control-plane/index.ts';
-import { createSimHostClient, runSimHost, simHostSocketName } from '../hypervisor/index.ts';
-import { defaultNodeDaemonConfig, runNodeDaemon } from '../node-daemon/index.ts';
 import { type CommandSpec, UsageError, intFlag, labelsFlag, stringFlag } from './args.ts';
 
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -42,6 +39,7 @@ export const controlPlaneCommand: CommandSpec = {
   --log-level L     fatal|error|warn|info|debug|trace|silent (default info; env VCP_LOG_LEVEL)`,
   options: { port: { type: 'string' }, host: { type: 'string' }, data: { type: 'string' }, 'log-level': { type: 'string' } },
   async run(values) {
+    const { defaultControlPlaneConfig, runControlPlane } = await import('../control-plane/index.ts');
     const config = {
       ...defaultControlPlaneConfig,
       port: intFlag(values.port ?? process.env.VCP_PORT, 'port', 0, 65535, 8080),
@@ -76,6 +74,7 @@ export const simHostCommand: CommandSpec = {
     'tick-ms': { type: 'string' },
   },
   async run(values) {
+    const { runSimHost } = await import('../hypervisor/index.ts');
     const hostId = stringFlag(values.id, 'id');
     const memoryMiB = intFlag(values['memory-mib'], 'memory-mib', 1, 1 << 30, 65536);
     const handle = await runSimHost({
@@ -104,6 +103,7 @@ export const nodeCommand: CommandSpec = {
   --labels k=v,...      host labels used at registration
   --limits-preset P     modern (default) or r2 (Hyper-V 2008 R2 limits)
   --heartbeat-ms T      heartbeat period (default 1000)
+  --telemetry-ms T      usage sampling period (default 1000)
   --log-level L         (default info)`,
   options: {
     'host-id': { type: 'string' },
@@ -113,9 +113,15 @@ export const nodeCommand: CommandSpec = {
     labels: { type: 'string' },
     'limits-preset': { type: 'string' },
     'heartbeat-ms': { type: 'string' },
+    'telemetry-ms': { type: 'string' },
     'log-level': { type: 'string' },
   },
   async run(values) {
+    const [{ default: pino }, { createSimHostClient, simHostSocketName }, { defaultNodeDaemonConfig, runNodeDaemon }] = await Promise.all([
+      import('pino'),
+      import('../hypervisor/index.ts'),
+      import('../node-daemon/index.ts'),
+    ]);
     const hostId = stringFlag(values['host-id'], 'host-id');
     const dataDir = resolve(stringFlag(values.data, 'data', `./data/hosts/${hostId}`));
     const controlPlaneUrl = stringFlag(values['control-plane'] ?? process.env.VCP_CONTROL_PLANE, 'control-plane', 'http://127.0.0.1:8080');
@@ -137,6 +143,7 @@ export const nodeCommand: CommandSpec = {
         labels: labelsFlag(values.labels),
         limitsPreset,
         heartbeatMs: intFlag(values['heartbeat-ms'], 'heartbeat-ms', 50, 60_000, defaultNodeDaemonConfig.heartbeatMs),
+        telemetryMs: intFlag(values['telemetry-ms'], 'telemetry-ms', 50, 60_000, defaultNodeDaemonConfig.telemetryMs),
       },
       hypervisor,
       log,

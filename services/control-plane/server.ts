@@ -10,6 +10,7 @@ import { buildApp } from './http/app.ts';
 import { openIdempotencyStore } from './idempotency.ts';
 import { Projections, startProjections } from './projections.ts';
 import { ControlPlaneService } from './service.ts';
+import { TelemetryStore } from './telemetry.ts';
 
 export type ControlPlaneConfig = {
   readonly port: number;
@@ -60,6 +61,7 @@ export async function runControlPlane(config: ControlPlaneConfig, injected?: { s
     store,
     service,
     idempotency,
+    telemetry: new TelemetryStore(),
     logLevel: config.logLevel,
     sseConnectionsMax: config.sseConnectionsMax,
     ready: () => ready,

@@ -36,10 +36,24 @@ export type HaPolicy = {
   readonly preferredHostIds: string[];
 };
 
+export type CpuPattern = 'constant' | 'periodic' | 'bursty';
+
+/** The simulated guest's behaviour (ignored by real hypervisors). */
 export type WorkloadSpec = {
+  /** CPU demand (percent of the partition's vCPUs' capacity) when busy; constant pattern: always. */
   readonly cpuDemandPct: number;
+  /** constant; periodic (busy for cpuDutyPct of every cpuPeriodMs); bursty (random busy spells from the host's seeded source, busy cpuDutyPct of the time on average, mean cycle cpuPeriodMs). */
+  readonly cpuPattern: CpuPattern;
+  /** Demand when not busy (periodic and bursty). */
+  readonly cpuLowPct: number;
+  readonly cpuPeriodMs: number;
+  readonly cpuDutyPct: number;
+  /** Committed memory the guest wants. */
   readonly memoryDemandMiB: number;
+  /** Rate of newly dirtied distinct memory (live migration). */
   readonly dirtyMiBps: number;
+  /** Writable working set that bounds the dirty set (null = unbounded, a sequential writer). */
+  readonly workingSetMiB: number | null;
 };
 
 export type PartitionSpec = {
@@ -67,7 +81,16 @@ export type HaInput = {
   antiAffinityMode?: 'soft' | 'hard';
   preferredHostIds?: string[];
 };
-export type WorkloadInput = { cpuDemandPct?: number; memoryDemandMiB?: number; dirtyMiBps?: number };
+export type WorkloadInput = {
+  cpuDemandPct?: number;
+  cpuPattern?: CpuPattern;
+  cpuLowPct?: number;
+  cpuPeriodMs?: number;
+  cpuDutyPct?: number;
+  memoryDemandMiB?: number;
+  dirtyMiBps?: number;
+  workingSetMiB?: number | null;
+};
 export type PartitionSpecInput = {
   vcpus?: number;
   processor?: ProcessorInput;
@@ -138,14 +161,24 @@ export function buildSpec(input: PartitionSpecInput, base: PartitionSpec | null)
       ? null
       : input.workload === undefined
         ? (base?.workload ?? null)
-        : {
-            cpuDemandPct: input.workload.cpuDemandPct ?? base?.workload?.cpuDemandPct ?? 100,
-            memoryDemandMiB: input.workload.memoryDemandMiB ?? base?.workload?.memoryDemandMiB ?? memorySpec.startupMiB,
-            dirtyMiBps: input.workload.dirtyMiBps ?? base?.workload?.dirtyMiBps ?? 0,
-          };
+        : buildWorkload(input.workload, base?.workload ?? null, memorySpec.startupMiB);
   const spec: PartitionSpec = { vcpus, processor, memory: memorySpec, ha, workload };
   const problem = validateSpec(spec);
   return problem ? { ok: false, rejection: problem } : { ok: true, value: spec };
+}
+
+export const defaultWorkload: Omit<WorkloadSpec, 'memoryDemandMiB'> = {
+  cpuDemandPct: 100,
+  cpuPattern: 'constant',
+  cpuLowPct: 0,
+  cpuPeriodMs: 10_000,
+  cpuDutyPct: 50,
+  dirtyMiBps: 0,
+  workingSetMiB: null,
+};
+
+function buildWorkload(input: WorkloadInput, base: WorkloadSpec | null, startupMiB: number): WorkloadSpec {
+  return { ...defaultWorkload, memoryDemandMiB: startupMiB, ...base, ...definedOnly(input) };
 }
 
 /**
@@ -217,6 +250,13 @@ export function validateSpec(spec: PartitionSpec): Rejection | null {
           numberIn(workload.cpuDemandPct, 0, 100, '/workload/cpuDemandPct'),
           integerIn(workload.memoryDemandMiB, 0, specLimits.memoryMiBMax, '/workload/memoryDemandMiB'),
           numberIn(workload.dirtyMiBps, 0, specLimits.dirtyMiBpsMax, '/workload/dirtyMiBps'),
+          ['constant', 'periodic', 'bursty'].includes(workload.cpuPattern)
+            ? null
+            : invalid('/workload/cpuPattern', 'workload.cpuPattern must be constant, periodic or bursty'),
+          numberIn(workload.cpuLowPct, 0, 100, '/workload/cpuLowPct'),
+          integerIn(workload.cpuPeriodMs, 10, 86_400_000, '/workload/cpuPeriodMs'),
+          numberIn(workload.cpuDutyPct, 0, 100, '/workload/cpuDutyPct'),
+          workload.workingSetMiB === null ? null : integerIn(workload.workingSetMiB, 1, specLimits.memoryMiBMax, '/workload/workingSetMiB'),
         )
       : null,
   );

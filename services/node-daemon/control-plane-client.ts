@@ -49,7 +49,7 @@ export function createControlPlaneClient(baseUrl: string, hostId: string, reques
     });
     const text = await response.text();
     if (!response.ok) throw new ControlPlaneHttpError(response.status, text);
-    return JSON.parse(text) as T;
+    return (text.length > 0 ? JSON.parse(text) : null) as T;
   };
   const host = encodeURIComponent(hostId);
   return {
@@ -57,6 +57,7 @@ export function createControlPlaneClient(baseUrl: string, hostId: string, reques
     desired: () => call<Desired>('GET', `/v1/hosts/${host}/desired`),
     report: (reports: readonly Report[]) =>
       call<{ results: { reportId: string; outcome: string; reason: string | null }[] }>('POST', `/v1/hosts/${host}/reports`, { reports }),
+    telemetry: (sample: unknown) => call<unknown>('POST', `/v1/hosts/${host}/telemetry`, sample),
     heartbeat: (bootId: string, checkpointPosition: number) =>
       call<{ position: number }>('POST', `/v1/hosts/${host}/heartbeat`, { bootId, checkpointPosition }),
     /** Opens the directive stream after `position`; the caller iterates until it ends. */

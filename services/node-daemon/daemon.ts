@@ -15,6 +15,8 @@ export type NodeDaemonConfig = {
   readonly controlPlaneUrl: string;
   readonly dataDir: string;
   readonly heartbeatMs: number;
+  /** How often usage is sampled and sent to the control plane (the hypervisor's tick). */
+  readonly telemetryMs: number;
   readonly observationPollMs: number;
   readonly requestTimeoutMs: number;
   /** Longest pause between reconnection or report attempts. */
@@ -25,6 +27,7 @@ export type NodeDaemonConfig = {
 
 export const defaultNodeDaemonConfig = {
   heartbeatMs: 1_000,
+  telemetryMs: 1_000,
   observationPollMs: 500,
   requestTimeoutMs: 10_000,
   retryDelayMsMax: 5_000,
@@ -32,11 +35,15 @@ export const defaultNodeDaemonConfig = {
   limitsPreset: 'modern',
 } as const;
 
-/** Hypervisors that can tell what happened on their own (guest crashes, guest shut-downs). */
+/**
+ * Optional powers of simulated hypervisors: telling what happened on their own (guest crashes,
+ * guest shut-downs), and changing a running guest's simulated workload.
+ */
 export type Observing = {
   drainObservations(): Promise<
     readonly ({ kind: 'crashed'; partitionId: string; incarnation: number; reason: string } | { kind: 'stopped-by-guest'; partitionId: string; incarnation: number })[]
   >;
+  setWorkload(partitionId: string, workload: PartitionConfig['workload']): Promise<void>;
 };
 
 type Directive = {
@@ -221,6 +228,7 @@ export async function runNodeDaemon(
           if (!running) return null;
           await hypervisor.setProcessor(partitionId, incarnation, spec.processor);
           if (JSON.stringify(running.memory) !== JSON.stringify(spec.memory)) await hypervisor.setMemory(partitionId, incarnation, spec.memory);
+          await hypervisor.setWorkload?.(partitionId, spec.workload);
           log.info({ partitionId, incarnation }, 'applied reconfiguration live');
           return null;
         });
@@ -351,6 +359,22 @@ export async function runNodeDaemon(
       });
   }, config.observationPollMs);
 
+  // Telemetry: a sample per tick; a send still in flight makes the next sample wait (no pile-up).
+  let sampling = false;
+  const sample = setInterval(() => {
+    if (sampling) return;
+    sampling = true;
+    (async () => {
+      const usage = await hypervisor.usage();
+      const { partitions, sampledAtMs, ...host } = usage;
+      await client.telemetry({ bootId, sampledAtMs: Math.round(sampledAtMs), host, partitions });
+    })()
+      .catch((error: unknown) => log.debug({ err: String(error) }, 'telemetry not sent'))
+      .finally(() => {
+        sampling = false;
+      });
+  }, config.telemetryMs);
+
   return {
     checkpoint: () => checkpoint,
     connected: () => connected,
@@ -358,6 +382,7 @@ export async function runNodeDaemon(
       stop.abort();
       clearInterval(heartbeat);
       clearInterval(observe);
+      clearInterval(sample);
       await loop;
     },
   };

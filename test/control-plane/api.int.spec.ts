@@ -345,6 +345,56 @@ describe('the global log', () => {
   });
 });
 
+describe('telemetry', () => {
+  const sample = (sampledAtMs: number, incarnation: number) => ({
+    bootId: 'b1',
+    sampledAtMs,
+    host: { logicalProcessors: 8, cpuUsedLp: 1.5, memoryAvailableMiB: 9000 },
+    partitions: [{ partitionId: 'idem', incarnation, cpuPct: 75, cpuLp: 0.75, memoryAssignedMiB: 512, memoryDemandMiB: 256, memoryPressurePct: 50 }],
+  });
+
+  it('keeps the samples daemons send, serves current values and a bounded history', async () => {
+    const idem = (await call('GET', '/v1/partitions/idem')).body;
+    expect(idem.hostId).not.toBeNull();
+    for (let i = 1; i <= 3; i++) expect((await call('POST', `/v1/hosts/${idem.hostId}/telemetry`, sample(1000 * i, idem.incarnation))).status).toBe(204);
+    const host = (await call('GET', `/v1/hosts/${idem.hostId}/telemetry?limit=2`)).body;
+    expect(host.current).toMatchObject({ cpuUsedLp: 1.5, sampledAtMs: 3000 });
+    expect(host.history.map((h: { sampledAtMs: number }) => h.sampledAtMs)).toEqual([2000, 3000]);
+    expect(host.partitions).toEqual([expect.objectContaining({ partitionId: 'idem', cpuPct: 75 })]);
+    const partition = (await call('GET', '/v1/partitions/idem/telemetry')).body;
+    expect(partition.current).toMatchObject({ cpuPct: 75, memoryPressurePct: 50, hostId: idem.hostId, incarnation: idem.incarnation });
+    expect(partition.history).toHaveLength(3);
+  });
+
+  it('a sample of an older incarnation is history, not current', async () => {
+    await call('POST', '/v1/hosts/h1/telemetry', sample(5000, 0));
+    const partition = (await call('GET', '/v1/partitions/idem/telemetry')).body;
+    expect(partition.current === null || partition.current.incarnation !== 0).toBe(true);
+  });
+
+  it('refuses bad samples and unknown ids', async () => {
+    expectProblem(await call('POST', '/v1/hosts/h1/telemetry', { ...sample(1, 1), partitions: [{ partitionId: 'x' }] }), 400, 'invalid-input', '/partitions/0/incarnation');
+    expectProblem(await call('POST', '/v1/hosts/h1/telemetry', { ...sample(1, 1), host: { cpu: { nested: true } } }), 400, 'invalid-input');
+    expectProblem(await call('POST', '/v1/hosts/nope/telemetry', sample(1, 1)), 404, 'host-not-found');
+    expectProblem(await call('GET', '/v1/hosts/nope/telemetry'), 404, 'host-not-found');
+    expectProblem(await call('GET', '/v1/partitions/nope/telemetry'), 404, 'partition-not-found');
+  });
+
+  it('streams telemetry messages on the event stream when asked', async () => {
+    const abort = new AbortController();
+    const head = (await call('GET', '/v1/events?limit=1000')).body.next;
+    const response = await fetch(`${cp.url}/v1/events/stream?after=${head}&telemetry=true`, { signal: abort.signal });
+    const messages = readSse(response.body!);
+    await new Promise((r) => setTimeout(r, 100));
+    await call('POST', '/v1/hosts/h1/telemetry', sample(9000, 1));
+    const message = await messages.next();
+    expect(message.value?.event).toBe('telemetry');
+    expect(message.value?.id).toBeNull();
+    expect(JSON.parse(message.value!.data)).toMatchObject({ hostId: 'h1', sampledAtMs: 9000 });
+    abort.abort();
+  });
+});
+
 describe('robustness', () => {
   it('no input produces a 500', async () => {
     const routes = [

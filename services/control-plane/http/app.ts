@@ -5,6 +5,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv } from 'ajv';
+import { Type } from 'typebox';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { v4 as uuidv4 } from 'uuid';
 import { type PartitionCommand, isDirectiveType, partitionStreamId } from '../../domain/index.ts';
@@ -12,6 +13,7 @@ import type { EventStore, RecordedEvent } from '../../eventstore/index.ts';
 import type { CommandMeta } from '../commands.ts';
 import { type IdempotencyStore, idempotencyKeyLengthMax, requestHash } from '../idempotency.ts';
 import type { ControlPlaneService, Outcome } from '../service.ts';
+import type { TelemetryStore } from '../telemetry.ts';
 import type { HostView, PartitionView } from '../views.ts';
 import { errorHandler, problem, rejectionProblem, sendProblem } from './problems.ts';
 import * as S from './schemas.ts';
@@ -21,6 +23,7 @@ export type AppOptions = {
   readonly store: EventStore;
   readonly service: ControlPlaneService;
   readonly idempotency: IdempotencyStore;
+  readonly telemetry: TelemetryStore;
   /** pino level; 'silent' in tests. */
   readonly logLevel: string;
   /** Most SSE streams open at once; more get 503. */
@@ -43,7 +46,7 @@ function ref(events: readonly RecordedEvent[]) {
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
-  const { store, service, idempotency } = options;
+  const { store, service, idempotency, telemetry } = options;
   const app = Fastify({
     logger: { level: options.logLevel },
     bodyLimit: bodyLimitBytes,
@@ -230,6 +233,15 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     return { events: [...events], next: events.length > 0 ? events[events.length - 1]!.globalPosition : after };
   });
   let sseOpen = 0;
+  // Open event streams end when the server closes, so shutdown does not wait for their clients.
+  const streamClosers = new Set<() => void>();
+  const registerCloser = (close: () => void) => {
+    streamClosers.add(close);
+    return () => streamClosers.delete(close);
+  };
+  app.addHook('preClose', async () => {
+    for (const close of streamClosers) close();
+  });
   const sseGuard = (request: FastifyRequest, reply: FastifyReply): boolean => {
     if (sseOpen < options.sseConnectionsMax) return true;
     sendProblem(reply, request, problem(503, 'too-many-streams', `at most ${options.sseConnectionsMax} event streams may be open`));
@@ -246,6 +258,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       sendPositions: false,
       onOpen: () => sseOpen++,
       onClose: () => sseOpen--,
+      registerCloser,
+      extra: request.query.telemetry ? (send) => telemetry.onReport((report) => send('telemetry', JSON.stringify(report))) : undefined,
     });
     return reply;
   });
@@ -262,6 +276,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       filter: (e) => isDirectiveType(e.type) && e.data.hostId === hostId,
       eventName: () => 'directive',
       sendPositions: true,
+      registerCloser,
       onOpen: () => {
         sseOpen++;
         service.daemons.streamOpened(hostId);
@@ -304,6 +319,28 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     if (!service.host(hostId)) return sendProblem(reply, request, problem(404, 'host-not-found', `host ${hostId} does not exist`));
     service.daemons.heartbeat(hostId, request.body.bootId, request.body.checkpointPosition);
     return { position: service.projections.position };
+  });
+
+  // ---------------------------------------------------------------- telemetry
+  app.post('/v1/hosts/:id/telemetry', { schema: { tags: ['daemon'], summary: "A host's usage sample (CPU, wait, memory, pressure), sent every tick by its daemon", params: S.IdParams, body: S.TelemetryInput, response: { 204: Type.Null(), 404: S.Problem } } }, async (request, reply) => {
+    const hostId = request.params.id;
+    if (!service.host(hostId)) return sendProblem(reply, request, problem(404, 'host-not-found', `host ${hostId} does not exist`));
+    telemetry.record({ hostId, ...request.body });
+    return reply.code(204).send(null);
+  });
+  app.get('/v1/hosts/:id/telemetry', { schema: { tags: ['hosts'], summary: "A host's current usage and recent history", params: S.IdParams, querystring: S.TelemetryQuery, response: { 200: S.TelemetryView, 404: S.Problem } } }, async (request, reply) => {
+    const hostId = request.params.id;
+    if (!service.host(hostId)) return sendProblem(reply, request, problem(404, 'host-not-found', `host ${hostId} does not exist`));
+    const found = telemetry.host(hostId, request.query.limit ?? 60);
+    return { ...found, partitions: [...found.partitions] };
+  });
+  app.get('/v1/partitions/:id/telemetry', { schema: { tags: ['partitions'], summary: "A partition's current CPU and memory figures and recent history", params: S.IdParams, querystring: S.TelemetryQuery, response: { 200: S.TelemetryView, 404: S.Problem } } }, async (request, reply) => {
+    const partition = service.partition(request.params.id);
+    if (!partition) return sendProblem(reply, request, problem(404, 'partition-not-found', `partition ${request.params.id} does not exist`));
+    const found = telemetry.partition(partition.id, request.query.limit ?? 60);
+    // Only a sample of the incarnation that runs now is current.
+    const current = found.current && partition.hostId !== null && found.current.incarnation === partition.incarnation ? found.current : null;
+    return { current, history: found.history };
   });
 
   return app;

@@ -117,9 +117,14 @@ const HaInput = Type.Object(
 
 const WorkloadInput = Type.Object(
   {
-    cpuDemandPct: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })),
-    memoryDemandMiB: Type.Optional(Type.Integer({ minimum: 0 })),
-    dirtyMiBps: Type.Optional(Type.Number({ minimum: 0 })),
+    cpuDemandPct: Type.Optional(Type.Number({ minimum: 0, maximum: 100, description: 'CPU demand when busy, % of its vCPUs (default 100)' })),
+    cpuPattern: Type.Optional(Type.Union([Type.Literal('constant'), Type.Literal('periodic'), Type.Literal('bursty')], { description: 'default constant' })),
+    cpuLowPct: Type.Optional(Type.Number({ minimum: 0, maximum: 100, description: 'demand when not busy (default 0)' })),
+    cpuPeriodMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 86_400_000, description: 'cycle length (default 10000)' })),
+    cpuDutyPct: Type.Optional(Type.Number({ minimum: 0, maximum: 100, description: 'share of the cycle spent busy (default 50)' })),
+    memoryDemandMiB: Type.Optional(Type.Integer({ minimum: 0, description: 'committed memory the guest wants (default startupMiB)' })),
+    dirtyMiBps: Type.Optional(Type.Number({ minimum: 0, description: 'newly dirtied memory per second (default 0)' })),
+    workingSetMiB: Type.Optional(Type.Union([Type.Integer({ minimum: 1 }), Type.Null()], { description: 'writable working set bounding the dirty set (default null)' })),
   },
   { additionalProperties: false },
 );
@@ -164,7 +169,16 @@ const Spec = Type.Object({
     preferredHostIds: Type.Array(Type.String()),
   }),
   workload: Type.Union([
-    Type.Object({ cpuDemandPct: Type.Number(), memoryDemandMiB: Type.Integer(), dirtyMiBps: Type.Number() }),
+    Type.Object({
+      cpuDemandPct: Type.Number(),
+      cpuPattern: Type.String(),
+      cpuLowPct: Type.Number(),
+      cpuPeriodMs: Type.Integer(),
+      cpuDutyPct: Type.Number(),
+      memoryDemandMiB: Type.Integer(),
+      dirtyMiBps: Type.Number(),
+      workingSetMiB: Type.Union([Type.Integer(), Type.Null()]),
+    }),
     Type.Null(),
   ]),
 });
@@ -303,7 +317,44 @@ export const EventPage = Type.Object({
   events: Type.Array(EventView),
   next: Type.Integer({ description: 'pass as ?after= for the next page' }),
 });
-export const StreamQuery = Type.Object({ after: Type.Optional(Type.Integer({ minimum: 0 })) }, { additionalProperties: false });
+export const StreamQuery = Type.Object(
+  {
+    after: Type.Optional(Type.Integer({ minimum: 0 })),
+    telemetry: Type.Optional(Type.Boolean({ description: 'also send `telemetry` messages (no id; not replayed) as hosts report them' })),
+  },
+  { additionalProperties: false },
+);
 export const EmptyInput = Type.Union([Type.Object({}, { additionalProperties: false }), Type.Null()]);
 export const HealthView = Type.Object({ status: Type.String(), position: Type.Optional(Type.Integer()) });
 export const HeartbeatResult = Type.Object({ position: Type.Integer() });
+
+const TelemetryValue = Type.Union([Type.Number(), Type.String(), Type.Null()]);
+
+export const TelemetryInput = Type.Object(
+  {
+    bootId: Type.String({ minLength: 1, maxLength: 100 }),
+    sampledAtMs: Type.Integer({ minimum: 0 }),
+    host: Type.Record(Type.String({ maxLength: 100 }), TelemetryValue, { maxProperties: 100 }),
+    partitions: Type.Array(
+      Type.Object(
+        { partitionId: Type.String({ minLength: 1, maxLength: 63 }), incarnation: Type.Integer({ minimum: 0 }) },
+        { additionalProperties: TelemetryValue, maxProperties: 100 },
+      ),
+      { maxItems: 4096 },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const Sample = Type.Object({}, { additionalProperties: true });
+
+export const TelemetryView = Type.Object({
+  current: Type.Union([Sample, Type.Null()], { description: 'the latest sample (null when nothing runs or nothing was sampled yet)' }),
+  history: Type.Array(Sample, { description: 'recent samples, oldest first (bounded)' }),
+  partitions: Type.Optional(Type.Array(Sample, { description: "hosts only: every partition's figures in the latest sample" })),
+});
+
+export const TelemetryQuery = Type.Object(
+  { limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 300, description: 'history samples (default 60)' })) },
+  { additionalProperties: false },
+);

@@ -10,6 +10,8 @@ import type { Projections } from '../projections.ts';
 /** Comment line sent when idle so proxies and clients know the stream is alive. */
 export const keepAliveMs = 15_000;
 export const sseBatchSizeMax = 500;
+/** Above this much unsent output, pushed (extra) messages are dropped for that client. */
+export const extraBufferBytesMax = 1024 * 1024;
 
 export type SseOptions = {
   readonly after: number;
@@ -20,6 +22,10 @@ export type SseOptions = {
   /** Send `event: position` after each batch, so a filtered consumer can checkpoint past it. */
   readonly sendPositions: boolean;
   readonly onOpen?: () => void;
+  /** Registers a function that ends the stream (server shutdown); returns an unregister. */
+  readonly registerCloser?: (close: () => void) => () => void;
+  /** Other messages pushed while the stream is open (no id: not replayed); returns an unsubscribe. */
+  readonly extra?: ((send: (event: string, data: string) => void) => () => void) | undefined;
   readonly onClose?: () => void;
 };
 
@@ -45,10 +51,15 @@ export async function streamEvents(
     open = false;
     wake?.();
   };
+  const unregisterCloser = options.registerCloser?.(close);
   request.raw.on('close', close);
   res.on('close', close);
   res.on('error', close);
   options.onOpen?.();
+  // Pushed messages are dropped, not queued, while the client is slow: telemetry is a live view.
+  const stopExtra = options.extra?.((event, data) => {
+    if (open && res.writableLength < extraBufferBytesMax) res.write(`event: ${event}\ndata: ${data}\n\n`);
+  });
   const write = async (chunk: string): Promise<void> => {
     if (!open) return;
     if (!res.write(chunk)) await new Promise<void>((resolve) => {
@@ -93,6 +104,8 @@ export async function streamEvents(
     request.log.warn({ err: error }, 'event stream ended with an error');
   } finally {
     unsubscribe();
+    unregisterCloser?.();
+    stopExtra?.();
     options.onClose?.();
     if (!res.writableEnded) res.end();
   }
