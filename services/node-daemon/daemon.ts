@@ -239,7 +239,8 @@ export async function runNodeDaemon(
   }
 
   // ---------------------------------------------------------------- reconciliation
-  async function reconcile(desired: Desired): Promise<void> {
+  /** Converges the machine to the log; true if it reported differences (the log changed). */
+  async function reconcile(desired: Desired): Promise<boolean> {
     const actual: readonly PartitionStatus[] = await hypervisor.list();
     const byId = new Map<string, DesiredPartition>(desired.partitions.map((p) => [p.partitionId, p]));
     const reports: Report[] = [];
@@ -279,6 +280,7 @@ export async function runNodeDaemon(
     }
     if (reports.length > 0) log.warn({ count: reports.length }, 'reconciliation found differences; reporting them');
     await report(reports);
+    return reports.length > 0;
   }
 
   // ---------------------------------------------------------------- the directive loop
@@ -291,8 +293,10 @@ export async function runNodeDaemon(
       const onStop = () => streamAbort.abort();
       stop.signal.addEventListener('abort', onStop, { once: true });
       try {
-        const desired = await client.desired();
-        await reconcile(desired);
+        let desired = await client.desired();
+        // What reconciliation reported (a lost partition is Failed now) must decide which old
+        // directives are still current: a replayed start must not revive it.
+        if (await reconcile(desired)) desired = await client.desired();
         const messages = await client.directives(checkpoint, streamAbort.signal);
         connected = true;
         delayMs = 100;
