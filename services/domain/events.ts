@@ -5,6 +5,7 @@
  * incarnation they concern.
  */
 import type { HostLimits } from './limits.ts';
+import { type MigrationEvent, migrationDirectiveTypes } from './migration.ts';
 import type { PlacementRecord } from './placement.ts';
 import type { PartitionSpec, SpecChange } from './spec.ts';
 
@@ -152,6 +153,27 @@ export type PartitionReportIgnored = {
   readonly data: Fact & { readonly reportedType: string; readonly reason: string };
 };
 
+export type PartitionMigrationStarted = {
+  readonly type: 'PartitionMigrationStarted';
+  readonly data: OnHost & { readonly migrationId: string; readonly targetHostId: string; readonly targetReservationId: string };
+};
+
+/** The partition now runs on the target (hostId) as a new incarnation; the source copy is discarded. */
+export type PartitionMigrated = {
+  readonly type: 'PartitionMigrated';
+  readonly data: OnHost & {
+    readonly migrationId: string;
+    readonly sourceHostId: string;
+    readonly sourceIncarnation: number;
+    readonly reservationId: string;
+  };
+};
+
+export type PartitionMigrationEnded = {
+  readonly type: 'PartitionMigrationEnded';
+  readonly data: OnHost & { readonly migrationId: string; readonly outcome: 'failed' | 'cancelled'; readonly reason: string };
+};
+
 export type PartitionFactEvent =
   | PartitionStarted
   | PartitionStartFailed
@@ -173,11 +195,14 @@ export type PartitionDirectiveEvent =
 export type PartitionEvent =
   | PartitionCreated
   | PartitionDeleted
+  | PartitionMigrationStarted
+  | PartitionMigrated
+  | PartitionMigrationEnded
   | PartitionDirectiveEvent
   | PartitionFactEvent
   | PartitionReportIgnored;
 
-export type DomainEvent = HostEvent | PartitionEvent;
+export type DomainEvent = HostEvent | PartitionEvent | MigrationEvent;
 export type DomainEventType = DomainEvent['type'];
 
 export const hostEventTypes = [
@@ -213,6 +238,9 @@ export const directiveTypes = [
 export const partitionEventTypes = [
   'PartitionCreated',
   'PartitionDeleted',
+  'PartitionMigrationStarted',
+  'PartitionMigrated',
+  'PartitionMigrationEnded',
   'PartitionReportIgnored',
   ...directiveTypes,
   ...partitionFactTypes,
@@ -220,6 +248,18 @@ export const partitionEventTypes = [
 
 export function isDirectiveType(type: string): type is PartitionDirectiveEvent['type'] {
   return (directiveTypes as readonly string[]).includes(type);
+}
+
+/**
+ * Whether a stored event is something the daemon of `hostId` must act on: a partition directive
+ * for its host, the end of a migration away from it (PartitionMigrated: discard the old copy),
+ * or a migration step in which it is the source or the target.
+ */
+export function concernsHost(type: string, data: { readonly [key: string]: unknown }, hostId: string): boolean {
+  if (isDirectiveType(type)) return data.hostId === hostId;
+  if (type === 'PartitionMigrated') return data.sourceHostId === hostId;
+  if ((migrationDirectiveTypes as readonly string[]).includes(type)) return data.sourceHostId === hostId || data.targetHostId === hostId;
+  return false;
 }
 
 export function isFactType(type: string): type is PartitionFactEvent['type'] {

@@ -3,6 +3,7 @@ export * from './decision.ts';
 export * from './events.ts';
 export * from './host.ts';
 export * from './limits.ts';
+export * from './migration.ts';
 export * from './partition.ts';
 export * from './placement.ts';
 export * from './spec.ts';

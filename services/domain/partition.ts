@@ -30,8 +30,15 @@ type Base = {
   readonly incarnation: number;
 };
 
+/** A live migration under way: the partition is locked for other lifecycle commands. */
+export type MigrationLock = {
+  readonly migrationId: string;
+  readonly targetHostId: string;
+  readonly targetReservationId: string;
+};
+
 /** A partition that holds a host: it has a host, an incarnation there, and a reservation. */
-type Placed = Base & { readonly hostId: string; readonly reservationId: string };
+type Placed = Base & { readonly hostId: string; readonly reservationId: string; readonly migration: MigrationLock | null };
 
 export type PartitionState =
   | { readonly status: 'Initial' }
@@ -79,7 +86,10 @@ export type PartitionCommand =
   | { readonly type: 'RequestResume' }
   | { readonly type: 'RequestSave' }
   | { readonly type: 'DeletePartition' }
-  | { readonly type: 'ReportFact'; readonly fact: FactReport };
+  | { readonly type: 'ReportFact'; readonly fact: FactReport }
+  | ({ readonly type: 'LockForMigration'; readonly sourceIncarnation: number } & MigrationLock)
+  | { readonly type: 'CompleteMigration'; readonly migrationId: string }
+  | { readonly type: 'EndMigration'; readonly migrationId: string; readonly outcome: 'failed' | 'cancelled'; readonly reason: string };
 
 export const initialPartitionState = (): PartitionState => ({ status: 'Initial' });
 
@@ -106,13 +116,30 @@ export function evolvePartition(state: PartitionState, event: PartitionEvent): P
       return state.status === 'Initial' || state.status === 'Deleted' ? state : { ...state, spec: event.data.spec };
     case 'PartitionReportIgnored':
       return state;
+    case 'PartitionMigrationStarted':
+      return state.status === 'Running'
+        ? { ...state, migration: { migrationId: event.data.migrationId, targetHostId: event.data.targetHostId, targetReservationId: event.data.targetReservationId } }
+        : state;
+    case 'PartitionMigrationEnded':
+      return isLive(state) ? { ...state, migration: null } : state;
+    case 'PartitionMigrated':
+      return isLive(state)
+        ? {
+            ...state,
+            status: 'Running',
+            hostId: event.data.hostId,
+            incarnation: event.data.incarnation,
+            reservationId: event.data.reservationId,
+            migration: null,
+          }
+        : state;
     default:
       break;
   }
   if (state.status === 'Initial' || state.status === 'Deleted') return state;
   const base: Base = { partitionId: state.partitionId, name: state.name, spec: state.spec, incarnation: state.incarnation };
   const placed = (status: 'Running' | 'Pausing' | 'Paused' | 'Stopping' | 'Saving'): PartitionState =>
-    isLive(state) ? { ...base, status, hostId: state.hostId, reservationId: state.reservationId } : state;
+    isLive(state) ? { ...base, status, hostId: state.hostId, reservationId: state.reservationId, migration: state.migration } : state;
   switch (event.type) {
     case 'PartitionStartRequested':
       return {
@@ -122,9 +149,12 @@ export function evolvePartition(state: PartitionState, event: PartitionEvent): P
         hostId: event.data.hostId,
         reservationId: event.data.reservationId,
         resuming: false,
+        migration: null,
       };
     case 'PartitionResumeRequested':
-      return isLive(state) ? { ...base, status: 'Starting', hostId: state.hostId, reservationId: state.reservationId, resuming: true } : state;
+      return isLive(state)
+        ? { ...base, status: 'Starting', hostId: state.hostId, reservationId: state.reservationId, resuming: true, migration: state.migration }
+        : state;
     case 'PartitionStopRequested':
     case 'PartitionTurnOffRequested':
       return placed('Stopping');
@@ -162,6 +192,13 @@ export function decidePartition(command: PartitionCommand, state: PartitionState
     return reject('not-found', 'partition-not-found', 'partition does not exist');
   }
   const on = (s: LivePartition) => ({ partitionId: s.partitionId, hostId: s.hostId, incarnation: s.incarnation });
+  const locked = isLive(state) ? state.migration : null;
+  const lifecycle = ['ReconfigurePartition', 'RequestStop', 'RequestTurnOff', 'RequestPause', 'RequestResume', 'RequestSave'];
+  if (locked && lifecycle.includes(command.type)) {
+    return reject('conflict', 'migration-in-progress', `partition ${state.partitionId} is being migrated to ${locked.targetHostId} (migration ${locked.migrationId}); cancel the migration first`, {
+      details: { currentState: state.status, migrationId: locked.migrationId },
+    });
+  }
   switch (command.type) {
     case 'ReconfigurePartition':
       return decideReconfigure(command.patch, state);
@@ -218,6 +255,45 @@ export function decidePartition(command: PartitionCommand, state: PartitionState
       return accept({ type: 'PartitionDeleted', data: { partitionId: state.partitionId } });
     case 'ReportFact':
       return decideFact(command.fact, state);
+    case 'LockForMigration':
+      if (state.status !== 'Running') return invalidTransition(state, 'live-migrate', 'only a Running partition can be live-migrated');
+      if (locked) {
+        return locked.migrationId === command.migrationId
+          ? accept()
+          : reject('conflict', 'migration-in-progress', `partition ${state.partitionId} is already being migrated (migration ${locked.migrationId})`, {
+              details: { currentState: state.status, migrationId: locked.migrationId },
+            });
+      }
+      if (command.sourceIncarnation !== state.incarnation) {
+        return reject('conflict', 'stale-incarnation', `the migration was requested for incarnation ${command.sourceIncarnation}; the partition now runs incarnation ${state.incarnation}`);
+      }
+      if (command.targetHostId === state.hostId) return reject('invalid', 'invalid-migration', 'the target host must differ from the source host');
+      return accept({
+        type: 'PartitionMigrationStarted',
+        data: { ...on(state), migrationId: command.migrationId, targetHostId: command.targetHostId, targetReservationId: command.targetReservationId },
+      });
+    case 'CompleteMigration':
+      if (!isLive(state) || state.migration?.migrationId !== command.migrationId) {
+        return reject('conflict', 'not-migrating', `partition ${state.partitionId} is not in migration ${command.migrationId}`, { details: { currentState: state.status } });
+      }
+      return accept({
+        type: 'PartitionMigrated',
+        data: {
+          partitionId: state.partitionId,
+          migrationId: command.migrationId,
+          sourceHostId: state.hostId,
+          hostId: state.migration.targetHostId,
+          incarnation: state.incarnation + 1,
+          sourceIncarnation: state.incarnation,
+          reservationId: state.migration.targetReservationId,
+        },
+      });
+    case 'EndMigration':
+      if (!isLive(state) || state.migration?.migrationId !== command.migrationId) return accept();
+      return accept({
+        type: 'PartitionMigrationEnded',
+        data: { ...on(state), migrationId: command.migrationId, outcome: command.outcome, reason: command.reason },
+      });
     default:
       return unreachable(command);
   }

@@ -291,6 +291,7 @@ describe('RequestStart', () => {
       hostId,
       reservationId: 'res-1',
       resuming: false,
+      migration: null,
     });
   });
 
@@ -423,6 +424,7 @@ describe('RequestResume', () => {
       hostId,
       reservationId: 'res-1',
       resuming: true,
+      migration: null,
     });
   });
 
@@ -697,6 +699,7 @@ describe('ReportFact', () => {
       incarnation: 1,
       hostId,
       reservationId: 'res-1',
+      migration: null,
     });
   });
 
