@@ -5,6 +5,11 @@
 import {
   type HostEvent,
   type HostState,
+  type MigrationEvent,
+  type MigrationState,
+  evolveMigration,
+  initialMigrationState,
+  migrationEventTypes,
   type PartitionEvent,
   type PartitionState,
   evolveHost,
@@ -28,6 +33,16 @@ export type Tracked<S> = {
 
 const hostTypes = new Set<string>(hostEventTypes);
 const partitionTypes = new Set<string>(partitionEventTypes);
+const migrationTypes = new Set<string>(migrationEventTypes);
+
+export type TrackedMigration = Tracked<MigrationState> & {
+  /** Global position of the request: the queue's order. */
+  readonly requestPosition: number;
+  /** When the migration entered its current phase (ms since epoch, store time). */
+  readonly phaseChangedAtMs: number;
+  /** When it last made progress (a phase change or a round). */
+  readonly progressAtMs: number;
+};
 
 /** Longest a caller may wait for the projection to reach a position. */
 export const catchUpWaitMsMax = 10_000;
@@ -35,6 +50,9 @@ export const catchUpWaitMsMax = 10_000;
 export class Projections {
   readonly hosts = new Map<string, Tracked<HostState>>();
   readonly partitions = new Map<string, Tracked<PartitionState>>();
+  readonly migrations = new Map<string, TrackedMigration>();
+  /** Who asked for each drain (maintenance), so its migrations carry the cause and the actor. */
+  readonly drains = new Map<string, { readonly eventId: string; readonly actor: string; readonly correlationId: string; readonly hostId: string }>();
   /** When each reservation was made (ms since epoch), to age out orphans. */
   readonly reservationMadeAtMs = new Map<string, number>();
   private positionValue = 0;
@@ -52,6 +70,9 @@ export class Projections {
       const before = this.hosts.get(id);
       const state = evolveHost(before?.state ?? initialHostState(), { type: event.type, data: event.data } as HostEvent);
       this.hosts.set(id, track(before, state, event));
+      if (event.type === 'HostMaintenanceRequested') {
+        this.drains.set(String(event.data.drainId), { eventId: event.eventId, actor: event.actor, correlationId: event.correlationId, hostId: id });
+      }
       if (event.type === 'HostCapacityReserved') {
         this.reservationMadeAtMs.set(String(event.data.reservationId), Date.parse(event.recordedAt));
       } else if (event.type === 'HostReservationReleased') {
@@ -62,6 +83,18 @@ export class Projections {
       const before = this.partitions.get(id);
       const state = evolvePartition(before?.state ?? initialPartitionState(), { type: event.type, data: event.data } as PartitionEvent);
       this.partitions.set(id, track(before, state, event));
+    } else if (migrationTypes.has(event.type) && event.streamId.startsWith('migration-')) {
+      const id = event.streamId.slice('migration-'.length);
+      const before = this.migrations.get(id);
+      const state = evolveMigration(before?.state ?? initialMigrationState(), { type: event.type, data: event.data } as MigrationEvent);
+      const atMs = Date.parse(event.recordedAt);
+      this.migrations.set(id, {
+        ...track(before, state, event),
+        requestPosition: before?.requestPosition ?? event.globalPosition,
+        // Rounds are progress within a phase, not a new phase.
+        phaseChangedAtMs: event.type === 'MigrationRoundCompleted' ? (before?.phaseChangedAtMs ?? atMs) : atMs,
+        progressAtMs: atMs,
+      });
     }
     this.positionValue = event.globalPosition;
   }

@@ -9,6 +9,8 @@ import { DaemonRegistry } from './daemons.ts';
 import { buildApp } from './http/app.ts';
 import { openIdempotencyStore } from './idempotency.ts';
 import { Projections, startProjections } from './projections.ts';
+import { MaintenanceManager } from './maintenance.ts';
+import { type MigrationConfig, MigrationManager, defaultMigrationConfig } from './migrations.ts';
 import { ControlPlaneService } from './service.ts';
 import { TelemetryStore } from './telemetry.ts';
 
@@ -23,6 +25,9 @@ export type ControlPlaneConfig = {
   readonly reconcileIntervalMs: number;
   readonly placementAttemptsMax: number;
   readonly sseConnectionsMax: number;
+  readonly migrations: MigrationConfig;
+  /** How often the migration manager checks deadlines and daemons. */
+  readonly migrationTickMs: number;
 };
 
 export const defaultControlPlaneConfig: Omit<ControlPlaneConfig, 'dataDir'> = {
@@ -34,6 +39,8 @@ export const defaultControlPlaneConfig: Omit<ControlPlaneConfig, 'dataDir'> = {
   reconcileIntervalMs: 5_000,
   placementAttemptsMax: 5,
   sseConnectionsMax: 1_000,
+  migrations: defaultMigrationConfig,
+  migrationTickMs: 500,
 };
 
 export type ControlPlaneHandle = {
@@ -56,10 +63,14 @@ export async function runControlPlane(config: ControlPlaneConfig, injected?: { s
     placementAttemptsMax: config.placementAttemptsMax,
     orphanReservationGraceMs: config.orphanReservationGraceMs,
   });
+  const migrations = new MigrationManager(store, projections, daemons, config.migrations);
+  const maintenance = new MaintenanceManager(store, projections, migrations);
   let ready = false;
   const app = await buildApp({
     store,
     service,
+    migrations,
+    maintenance,
     idempotency,
     telemetry: new TelemetryStore(),
     logLevel: config.logLevel,
@@ -72,15 +83,34 @@ export async function runControlPlane(config: ControlPlaneConfig, injected?: { s
 
   // The reservation reconciler reacts to partitions leaving their host, and sweeps periodically
   // for reservations orphaned by a crash between a reservation and its start.
-  const releasing = new Set(['PartitionStopped', 'PartitionStartFailed', 'PartitionCrashed', 'PartitionSaved', 'PartitionDeleted', 'PartitionReconfigured']);
+  const releasing = new Set([
+    'PartitionStopped',
+    'PartitionStartFailed',
+    'PartitionCrashed',
+    'PartitionSaved',
+    'PartitionDeleted',
+    'PartitionReconfigured',
+    'PartitionMigrated',
+    'PartitionMigrationEnded',
+  ]);
+  const advanceMigrations = () => {
+    migrations.advance().catch((error: unknown) => app.log.warn({ err: error }, 'migration manager pass failed; will retry'));
+    maintenance.advance().catch((error: unknown) => app.log.warn({ err: error }, 'maintenance pass failed; will retry'));
+  };
   const reconcile = () =>
     service.reconcileReservations().catch((error: unknown) => app.log.warn({ err: error }, 'reservation reconciliation failed; will retry'));
   const unsubscribe = projections.onApplied((events) => {
     if (events.some((e) => releasing.has(e.type))) void reconcile();
+    if (events.some((e) => e.streamId.startsWith('migration-') || e.streamId.startsWith('host-') || e.type === 'PartitionCrashed' || e.type === 'PartitionStopped' || e.type === 'PartitionMigrated')) {
+      advanceMigrations();
+    }
   });
   const timer = setInterval(reconcile, config.reconcileIntervalMs);
   timer.unref();
+  const migrationTimer = setInterval(advanceMigrations, config.migrationTickMs);
+  migrationTimer.unref();
   void reconcile();
+  advanceMigrations();
 
   const address = await app.listen({ port: config.port, host: config.host });
   let closed = false;
@@ -93,9 +123,12 @@ export async function runControlPlane(config: ControlPlaneConfig, injected?: { s
       if (closed) return;
       closed = true;
       clearInterval(timer);
+      clearInterval(migrationTimer);
       unsubscribe();
       await app.close();
       await service.reconcileReservations().catch(() => undefined);
+      await migrations.advance().catch(() => undefined);
+      await maintenance.advance().catch(() => undefined);
       await subscription.close();
       idempotency.close();
       await store.close();

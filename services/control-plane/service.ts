@@ -115,7 +115,7 @@ export class ControlPlaneService {
     const partitions = [...this.projections.partitions.values()].flatMap((tracked) => {
       const p = tracked.state;
       if (p.status === 'Initial') return [];
-      if (p.status === 'Deleted') return [{ partitionId: p.partitionId, state: 'Deleted', hostId: null, incarnation: 0, spec: null }];
+      if (p.status === 'Deleted') return [{ partitionId: p.partitionId, state: 'Deleted', hostId: null, incarnation: 0, spec: null, migrationTargetHostId: null }];
       const onThisHost = isLive(p) && p.hostId === hostId;
       return [
         {
@@ -124,6 +124,7 @@ export class ControlPlaneService {
           hostId: isLive(p) ? p.hostId : null,
           incarnation: p.incarnation,
           spec: onThisHost ? p.spec : null,
+          migrationTargetHostId: isLive(p) ? (p.migration?.targetHostId ?? null) : null,
         },
       ];
     });
@@ -356,6 +357,7 @@ export class ControlPlaneService {
           causationId: cause,
           idSeed: null,
         });
+        if (p && isLive(p) && p.migration?.targetReservationId === r.reservationId) continue; // the target's, mid-migration
         if (p && isLive(p) && p.reservationId === r.reservationId) {
           const wanted = reserveLpPct(p.spec);
           if (wanted !== r.reserveLpPct) {

@@ -17,6 +17,7 @@ export function hostView(tracked: Tracked<HostState>, daemon: DaemonStatus) {
     limits: host.limits,
     cordoned: host.cordoned,
     cordonReason: host.cordonReason,
+    maintenance: host.maintenance,
     capacity: {
       vcpusMax: vcpusHostMax(host),
       vcpusReserved: host.reserved.vcpus,
@@ -57,6 +58,7 @@ export function partitionView(tracked: Tracked<PartitionState>) {
     lastHostId: p.status === 'Off' || p.status === 'Failed' ? p.lastHostId : p.status === 'Saved' ? p.savedOnHostId : null,
     incarnation: p.incarnation,
     reason: p.status === 'Failed' ? p.reason : null,
+    migration: 'migration' in p && p.migration ? { migrationId: p.migration.migrationId, targetHostId: p.migration.targetHostId } : null,
     spec: p.spec,
     version: tracked.version,
     createdAt: tracked.createdAt,

@@ -72,7 +72,18 @@ export type HostReservationReleased = {
   };
 };
 
+/** Maintenance: the host is cordoned and drained by live migration, then enters Maintenance. */
+export type HostMaintenanceRequested = {
+  readonly type: 'HostMaintenanceRequested';
+  readonly data: { readonly hostId: string; readonly drainId: string; readonly reason: string };
+};
+export type HostMaintenanceEntered = { readonly type: 'HostMaintenanceEntered'; readonly data: { readonly hostId: string; readonly drainId: string } };
+export type HostMaintenanceExited = { readonly type: 'HostMaintenanceExited'; readonly data: { readonly hostId: string; readonly drainId: string } };
+
 export type HostEvent =
+  | HostMaintenanceRequested
+  | HostMaintenanceEntered
+  | HostMaintenanceExited
   | HostRegistered
   | HostCordoned
   | HostUncordoned
@@ -206,6 +217,9 @@ export type DomainEvent = HostEvent | PartitionEvent | MigrationEvent;
 export type DomainEventType = DomainEvent['type'];
 
 export const hostEventTypes = [
+  'HostMaintenanceRequested',
+  'HostMaintenanceEntered',
+  'HostMaintenanceExited',
   'HostRegistered',
   'HostCordoned',
   'HostUncordoned',

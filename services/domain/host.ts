@@ -25,6 +25,8 @@ export type HostState =
       readonly limitsPreset: string;
       readonly cordoned: boolean;
       readonly cordonReason: string | null;
+      /** Draining (live-migrating its partitions away) or InMaintenance; null when in service. */
+      readonly maintenance: { readonly drainId: string; readonly status: 'Draining' | 'InMaintenance'; readonly reason: string } | null;
       /** Keyed by reservationId. */
       readonly reservations: ReadonlyMap<string, Reservation>;
       readonly reserved: ReservedTotals;
@@ -46,6 +48,9 @@ export type HostCommand =
     }
   | { readonly type: 'CordonHost'; readonly reason: string }
   | { readonly type: 'UncordonHost' }
+  | { readonly type: 'RequestMaintenance'; readonly drainId: string; readonly reason: string }
+  | { readonly type: 'EnterMaintenance'; readonly drainId: string }
+  | { readonly type: 'ExitMaintenance' }
   | ({
       readonly type: 'ReserveCapacity';
       readonly reservationId: string;
@@ -79,6 +84,7 @@ export function evolveHost(state: HostState, event: HostEvent): HostState {
         limits: d.limits,
         cordoned: false,
         cordonReason: null,
+        maintenance: null,
         reservations: new Map(),
         reserved: emptyTotals,
       };
@@ -87,6 +93,19 @@ export function evolveHost(state: HostState, event: HostEvent): HostState {
       return state.status === 'Registered' ? { ...state, cordoned: true, cordonReason: event.data.reason } : state;
     case 'HostUncordoned':
       return state.status === 'Registered' ? { ...state, cordoned: false, cordonReason: null } : state;
+    case 'HostMaintenanceRequested':
+      return state.status === 'Registered'
+        ? {
+            ...state,
+            cordoned: true,
+            cordonReason: `maintenance: ${event.data.reason}`,
+            maintenance: { drainId: event.data.drainId, status: 'Draining', reason: event.data.reason },
+          }
+        : state;
+    case 'HostMaintenanceEntered':
+      return state.status === 'Registered' && state.maintenance ? { ...state, maintenance: { ...state.maintenance, status: 'InMaintenance' } } : state;
+    case 'HostMaintenanceExited':
+      return state.status === 'Registered' ? { ...state, cordoned: false, cordonReason: null, maintenance: null } : state;
     case 'HostCapacityReserved': {
       if (state.status !== 'Registered') return state;
       const reservations = new Map(state.reservations);
@@ -127,7 +146,24 @@ export function decideHost(command: HostCommand, state: HostState): Decision<Hos
         ? accept()
         : accept({ type: 'HostCordoned', data: { hostId: state.hostId, reason: command.reason } });
     case 'UncordonHost':
+      if (state.maintenance) {
+        return reject('conflict', 'in-maintenance', `host ${state.hostId} is ${state.maintenance.status === 'Draining' ? 'draining' : 'in maintenance'}; end maintenance instead`, {
+          details: { currentState: state.maintenance.status },
+        });
+      }
       return state.cordoned ? accept({ type: 'HostUncordoned', data: { hostId: state.hostId } }) : accept();
+    case 'RequestMaintenance':
+      if (state.maintenance) return accept();
+      return accept({ type: 'HostMaintenanceRequested', data: { hostId: state.hostId, drainId: command.drainId, reason: command.reason } });
+    case 'EnterMaintenance':
+      if (state.maintenance?.drainId !== command.drainId || state.maintenance.status !== 'Draining') return accept();
+      if (state.reserved.count > 0) {
+        return reject('conflict', 'host-not-empty', `host ${state.hostId} still holds ${state.reserved.count} reservations`, { details: { currentState: 'Draining' } });
+      }
+      return accept({ type: 'HostMaintenanceEntered', data: { hostId: state.hostId, drainId: command.drainId } });
+    case 'ExitMaintenance':
+      if (!state.maintenance) return reject('conflict', 'not-in-maintenance', `host ${state.hostId} is not in maintenance`, { details: { currentState: 'Up' } });
+      return accept({ type: 'HostMaintenanceExited', data: { hostId: state.hostId, drainId: state.maintenance.drainId } });
     case 'ReserveCapacity': {
       const existing = state.reservations.get(command.reservationId);
       if (existing) {

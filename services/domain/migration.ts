@@ -105,14 +105,16 @@ export type MigrationCompleted = {
     readonly downtimeMs: number;
   };
 };
-export type MigrationFailed = {
-  readonly type: 'MigrationFailed';
-  readonly data: Hosts & { readonly phase: MigrationPhase; readonly reason: string; readonly runningOnHostId: string | null };
+type Ending = Hosts & {
+  readonly phase: MigrationPhase;
+  readonly reason: string;
+  /** Where the partition runs on: the source (a migration that ends without moving leaves it there). */
+  readonly runningOnHostId: string | null;
+  readonly sourceIncarnation: number;
+  readonly targetIncarnation: number;
 };
-export type MigrationCancelled = {
-  readonly type: 'MigrationCancelled';
-  readonly data: Hosts & { readonly phase: MigrationPhase; readonly reason: string; readonly runningOnHostId: string | null };
-};
+export type MigrationFailed = { readonly type: 'MigrationFailed'; readonly data: Ending };
+export type MigrationCancelled = { readonly type: 'MigrationCancelled'; readonly data: Ending };
 
 export type MigrationEvent =
   | MigrationRequested
@@ -357,18 +359,28 @@ export function decideMigration(command: MigrationCommand, state: MigrationState
       if (ended) return accept();
       return accept({
         type: 'MigrationFailed',
-        data: { ...hosts, phase: state.phase, reason: command.reason, runningOnHostId: state.sourceHostId },
+        data: { ...ending(state), reason: command.reason },
       });
     case 'CancelMigration':
       if (ended) return wrongPhase(state, 'cancel', 'it has ended');
       if (state.phase === 'SwitchOver') return wrongPhase(state, 'cancel', 'switch-over is under way; it completes or fails on its own');
       return accept({
         type: 'MigrationCancelled',
-        data: { ...hosts, phase: state.phase, reason: command.reason, runningOnHostId: state.sourceHostId },
+        data: { ...ending(state), reason: command.reason },
       });
     default:
       return unreachable(command);
   }
+}
+
+function ending(state: KnownMigration): Omit<Ending, 'reason'> {
+  return {
+    ...migrationHosts(state),
+    phase: state.phase,
+    runningOnHostId: state.sourceHostId,
+    sourceIncarnation: state.sourceIncarnation,
+    targetIncarnation: state.targetIncarnation,
+  };
 }
 
 export const migrationStreamId = (migrationId: string): string => `migration-${migrationId}`;

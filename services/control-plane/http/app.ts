@@ -8,10 +8,12 @@ import { Ajv } from 'ajv';
 import { Type } from 'typebox';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { v4 as uuidv4 } from 'uuid';
-import { type PartitionCommand, isDirectiveType, partitionStreamId } from '../../domain/index.ts';
+import { type PartitionCommand, concernsHost, migrationStreamId, partitionStreamId } from '../../domain/index.ts';
 import type { EventStore, RecordedEvent } from '../../eventstore/index.ts';
 import type { CommandMeta } from '../commands.ts';
 import { type IdempotencyStore, idempotencyKeyLengthMax, requestHash } from '../idempotency.ts';
+import type { MaintenanceManager } from '../maintenance.ts';
+import type { MigrationManager, MigrationReport, MigrationView } from '../migrations.ts';
 import type { ControlPlaneService, Outcome } from '../service.ts';
 import type { TelemetryStore } from '../telemetry.ts';
 import type { HostView, PartitionView } from '../views.ts';
@@ -22,6 +24,8 @@ import { resumePosition, streamEvents } from './sse.ts';
 export type AppOptions = {
   readonly store: EventStore;
   readonly service: ControlPlaneService;
+  readonly migrations: MigrationManager;
+  readonly maintenance: MaintenanceManager;
   readonly idempotency: IdempotencyStore;
   readonly telemetry: TelemetryStore;
   /** pino level; 'silent' in tests. */
@@ -46,7 +50,7 @@ function ref(events: readonly RecordedEvent[]) {
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
-  const { store, service, idempotency, telemetry } = options;
+  const { store, service, migrations, maintenance, idempotency, telemetry } = options;
   const app = Fastify({
     logger: { level: options.logLevel },
     bodyLimit: bodyLimitBytes,
@@ -79,7 +83,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         description:
           'Event-sourced control plane for virtual machines (partitions). Every command appends immutable events; errors are RFC 9457 problem+json. Send `Idempotency-Key` on any POST to make retries safe, and `X-Vcp-Actor: user:<name>` to say who acts.',
       },
-      tags: [{ name: 'hosts' }, { name: 'partitions' }, { name: 'events' }, { name: 'daemon' }, { name: 'health' }],
+      tags: [{ name: 'hosts' }, { name: 'partitions' }, { name: 'migrations' }, { name: 'events' }, { name: 'daemon' }, { name: 'health' }],
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
@@ -273,7 +277,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     if (!sseGuard(request, reply)) return reply;
     await streamEvents(request, reply, store, service.projections, {
       after,
-      filter: (e) => isDirectiveType(e.type) && e.data.hostId === hostId,
+      filter: (e) => concernsHost(e.type, e.data, hostId),
       eventName: () => 'directive',
       sendPositions: true,
       registerCloser,
@@ -319,6 +323,90 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     if (!service.host(hostId)) return sendProblem(reply, request, problem(404, 'host-not-found', `host ${hostId} does not exist`));
     service.daemons.heartbeat(hostId, request.body.bootId, request.body.checkpointPosition);
     return { position: service.projections.position };
+  });
+
+  // ---------------------------------------------------------------- migrations
+  async function respondMigration(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    run: (m: CommandMeta) => Promise<{ ok: true; value: MigrationView } | { ok: false; rejection: import('../../domain/index.ts').Rejection }>,
+  ) {
+    const m = meta(request);
+    if (typeof m === 'string') return sendProblem(reply, request, problem(400, 'invalid-actor', m, { field: '/headers/x-vcp-actor' }));
+    const outcome = await run(m);
+    if (!outcome.ok) return sendProblem(reply, request, rejectionProblem(outcome.rejection));
+    return reply.code(202).header('location', `/v1/migrations/${outcome.value.id}`).send(outcome.value);
+  }
+  app.post('/v1/partitions/:id/migrations', { schema: { tags: ['migrations'], summary: 'Live-migrate a Running partition (to the given host, or where placement chooses)', params: S.IdParams, body: S.MigrationInput, response: { 202: S.MigrationView, ...problemResponses } } }, async (request, reply) => {
+    const b = request.body ?? {};
+    return respondMigration(request, reply, (m) =>
+      migrations.request(
+        request.params.id,
+        {
+          targetHostId: b.targetHostId ?? null,
+          reason: b.reason ?? null,
+          bandwidthMiBps: b.bandwidthMiBps ?? null,
+          downtimeMsMax: b.downtimeMsMax ?? null,
+          roundsMax: b.roundsMax ?? null,
+          autoConverge: b.autoConverge ?? null,
+        },
+        m,
+      ),
+    );
+  });
+  app.get('/v1/migrations', { schema: { tags: ['migrations'], summary: 'Migrations, oldest first (filters: partitionId, hostId, phase)', querystring: S.MigrationsQuery, response: { 200: S.MigrationList } } }, async (request) => ({
+    migrations: migrations.migrations(request.query),
+  }));
+  app.get('/v1/migrations/:id', { schema: { tags: ['migrations'], summary: 'One migration: phase, round, transferred, remaining, dirty rate, expected and actual downtime, limits in force', params: S.IdParams, response: { 200: S.MigrationView, 404: S.Problem } } }, async (request, reply) => {
+    return migrations.migration(request.params.id) ?? sendProblem(reply, request, problem(404, 'migration-not-found', `migration ${request.params.id} does not exist`));
+  });
+  app.get('/v1/migrations/:id/events', { schema: { tags: ['migrations', 'events'], summary: "A migration's every step", params: S.IdParams, response: { 200: S.EventList, 404: S.Problem } } }, async (request, reply) => {
+    const events = await store.readStream(migrationStreamId(request.params.id));
+    if (events.length === 0) return sendProblem(reply, request, problem(404, 'migration-not-found', `migration ${request.params.id} does not exist`));
+    return { events: [...events] };
+  });
+  app.post('/v1/migrations/:id/cancel', { schema: { tags: ['migrations'], summary: 'Cancel a migration before its switch-over (the partition stays on the source)', params: S.IdParams, body: S.CancelInput, response: { 202: S.MigrationView, ...problemResponses } } }, async (request, reply) =>
+    respondMigration(request, reply, (m) => migrations.cancel(request.params.id, request.body?.reason ?? 'cancelled by operator', m)),
+  );
+  app.post('/v1/hosts/:id/migration-reports', { schema: { tags: ['daemon'], summary: 'Migration facts from a source or target daemon', params: S.IdParams, body: S.MigrationReportsInput, response: { 200: S.MigrationReportsResult, 404: S.Problem } } }, async (request, reply) => {
+    const hostId = request.params.id;
+    if (!service.host(hostId)) return sendProblem(reply, request, problem(404, 'host-not-found', `host ${hostId} does not exist`));
+    const reports: MigrationReport[] = request.body.reports.map((r) => ({
+      reportId: r.reportId,
+      migrationId: r.migrationId,
+      type: r.type as MigrationReport['type'],
+      round: r.round ?? null,
+      sentMiB: r.sentMiB ?? null,
+      durationMs: r.durationMs ?? null,
+      transferredMiB: r.transferredMiB ?? null,
+      remainingMiB: r.remainingMiB ?? null,
+      dirtyRateMiBps: r.dirtyRateMiBps ?? null,
+      throttlePct: r.throttlePct ?? null,
+      expectedDowntimeMs: r.expectedDowntimeMs ?? null,
+      finalCopyMiB: r.finalCopyMiB ?? null,
+      downtimeMs: r.downtimeMs ?? null,
+      reason: r.reason ?? null,
+    }));
+    return { results: await migrations.report(hostId, reports, request.id) };
+  });
+
+  // ---------------------------------------------------------------- maintenance
+  app.post('/v1/hosts/:id/maintenance', { schema: { tags: ['hosts'], summary: 'Drain a host for maintenance: cordon it and live-migrate its partitions away', params: S.IdParams, body: S.MaintenanceInput, response: { 202: S.DrainView, ...problemResponses } } }, async (request, reply) => {
+    const m = meta(request);
+    if (typeof m === 'string') return sendProblem(reply, request, problem(400, 'invalid-actor', m, { field: '/headers/x-vcp-actor' }));
+    const outcome = await maintenance.start(request.params.id, request.body?.reason ?? 'maintenance', m);
+    if (!outcome.ok) return sendProblem(reply, request, rejectionProblem(outcome.rejection));
+    return reply.code(202).send(outcome.value);
+  });
+  app.get('/v1/hosts/:id/maintenance', { schema: { tags: ['hosts'], summary: "A drain's progress: its migrations, what cannot move and why", params: S.IdParams, response: { 200: S.DrainView, 404: S.Problem } } }, async (request, reply) => {
+    return maintenance.view(request.params.id) ?? sendProblem(reply, request, problem(404, 'host-not-found', `host ${request.params.id} does not exist`));
+  });
+  app.delete('/v1/hosts/:id/maintenance', { schema: { tags: ['hosts'], summary: 'End maintenance: the host takes placements again', params: S.IdParams, response: { 200: S.DrainView, ...problemResponses } } }, async (request, reply) => {
+    const m = meta(request);
+    if (typeof m === 'string') return sendProblem(reply, request, problem(400, 'invalid-actor', m, { field: '/headers/x-vcp-actor' }));
+    const outcome = await maintenance.end(request.params.id, m);
+    if (!outcome.ok) return sendProblem(reply, request, rejectionProblem(outcome.rejection));
+    return outcome.value;
   });
 
   // ---------------------------------------------------------------- telemetry

@@ -49,6 +49,7 @@ export const HostView = Type.Object({
   limits: HostLimits,
   cordoned: Type.Boolean(),
   cordonReason: Type.Union([Type.String(), Type.Null()]),
+  maintenance: Type.Union([Type.Object({ drainId: Type.String(), status: Type.String(), reason: Type.String() }), Type.Null()]),
   capacity: Type.Object({
     vcpusMax: Type.Integer(),
     vcpusReserved: Type.Integer(),
@@ -195,6 +196,7 @@ export const PartitionView = Type.Object({
   lastHostId: Type.Union([Type.String(), Type.Null()]),
   incarnation: Type.Integer(),
   reason: Type.Union([Type.String(), Type.Null()]),
+  migration: Type.Union([Type.Object({ migrationId: Type.String(), targetHostId: Type.String() }), Type.Null()], { description: 'the live migration under way, if any' }),
   spec: Spec,
   version: Type.Integer(),
   createdAt: Type.String(),
@@ -306,6 +308,7 @@ export const DesiredView = Type.Object({
       hostId: Type.Union([Type.String(), Type.Null()]),
       incarnation: Type.Integer(),
       spec: Type.Union([Spec, Type.Null()]),
+      migrationTargetHostId: Type.Union([Type.String(), Type.Null()]),
     }),
   ),
 });
@@ -358,3 +361,106 @@ export const TelemetryQuery = Type.Object(
   { limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 300, description: 'history samples (default 60)' })) },
   { additionalProperties: false },
 );
+
+export const MigrationInput = Type.Object(
+  {
+    targetHostId: Type.Optional(Id),
+    reason: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })),
+    bandwidthMiBps: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1_000_000, description: 'per-migration override of the bandwidth limit' })),
+    downtimeMsMax: Type.Optional(Type.Integer({ minimum: 1, maximum: 2_000_000, description: 'per-migration override of the downtime limit (default 300)' })),
+    roundsMax: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'per-migration override of the pre-copy round limit' })),
+    autoConverge: Type.Optional(Type.Boolean({ description: 'throttle the vCPUs (20 % + 10 % steps, up to 99 %) when pre-copy does not converge' })),
+  },
+  { additionalProperties: false },
+);
+
+const MigrationLimits = Type.Object({
+  bandwidthMiBps: Type.Number(),
+  downtimeMsMax: Type.Integer(),
+  roundsMax: Type.Integer(),
+  completionTimeoutMsPerGiB: Type.Integer(),
+  progressTimeoutMs: Type.Integer(),
+  autoConverge: Type.Boolean(),
+  onRoundLimit: Type.String(),
+  perHostMax: Type.Integer(),
+  perClusterMax: Type.Integer(),
+});
+
+export const MigrationView = Type.Object({
+  id: Type.String(),
+  partitionId: Type.String(),
+  sourceHostId: Type.String(),
+  targetHostId: Type.Union([Type.String(), Type.Null()]),
+  phase: Type.String({ description: 'Requested, Queued, Reserved, Prepared, PreCopy, SwitchOver, Completed, Failed, Cancelled' }),
+  reason: Type.String(),
+  drainId: Type.Union([Type.String(), Type.Null()]),
+  queuePosition: Type.Union([Type.Integer(), Type.Null()]),
+  round: Type.Integer(),
+  memoryMiB: Type.Number(),
+  transferredMiB: Type.Number(),
+  remainingMiB: Type.Union([Type.Number(), Type.Null()]),
+  dirtyRateMiBps: Type.Union([Type.Number(), Type.Null()]),
+  throttlePct: Type.Number(),
+  expectedDowntimeMs: Type.Union([Type.Number(), Type.Null()]),
+  downtimeMs: Type.Union([Type.Number(), Type.Null()]),
+  failureReason: Type.Union([Type.String(), Type.Null()]),
+  limits: MigrationLimits,
+  placement: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()]),
+  version: Type.Integer(),
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
+});
+
+export const MigrationList = Type.Object({ migrations: Type.Array(MigrationView) });
+
+export const MigrationsQuery = Type.Object(
+  { partitionId: Type.Optional(Type.String({ maxLength: 63 })), hostId: Type.Optional(Type.String({ maxLength: 63 })), phase: Type.Optional(Type.String({ maxLength: 20 })) },
+  { additionalProperties: false },
+);
+
+export const CancelInput = Type.Union([Type.Object({ reason: Type.Optional(Type.String({ maxLength: 500 })) }, { additionalProperties: false }), Type.Null()]);
+
+const Num = Type.Optional(Type.Union([Type.Number(), Type.Null()]));
+export const MigrationReportsInput = Type.Object(
+  {
+    reports: Type.Array(
+      Type.Object(
+        {
+          reportId: Type.String({ minLength: 1, maxLength: 200 }),
+          migrationId: Type.String({ minLength: 1, maxLength: 100 }),
+          type: Type.Union(['TargetPrepared', 'TargetFailed', 'Round', 'Switchover', 'Activated', 'SourceFailed'].map((t) => Type.Literal(t))),
+          round: Num,
+          sentMiB: Num,
+          durationMs: Num,
+          transferredMiB: Num,
+          remainingMiB: Num,
+          dirtyRateMiBps: Num,
+          throttlePct: Num,
+          expectedDowntimeMs: Num,
+          finalCopyMiB: Num,
+          downtimeMs: Num,
+          reason: Type.Optional(Type.Union([Type.String({ maxLength: 2000 }), Type.Null()])),
+        },
+        { additionalProperties: false },
+      ),
+      { minItems: 1, maxItems: 100 },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const MigrationReportsResult = Type.Object({
+  results: Type.Array(Type.Object({ reportId: Type.String(), outcome: Type.String(), reason: Type.Union([Type.String(), Type.Null()]) })),
+});
+
+export const DrainView = Type.Object({
+  hostId: Type.String(),
+  state: Type.String({ description: 'InService, Draining or InMaintenance' }),
+  drainId: Type.Union([Type.String(), Type.Null()]),
+  reason: Type.Union([Type.String(), Type.Null()]),
+  remaining: Type.Integer({ description: 'partitions still placed on the host' }),
+  migrations: Type.Array(MigrationView),
+  blocked: Type.Array(Type.Object({ partitionId: Type.String(), reason: Type.String() })),
+});
+
+export const MaintenanceInput = Type.Union([Type.Object({ reason: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })) }, { additionalProperties: false }), Type.Null()]);
