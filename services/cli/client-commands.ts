@@ -24,7 +24,7 @@ const memoryMiBMax = 256 * 1024 * 1024;
 // ---------------------------------------------------------------- flags
 
 const commonFlags = ['url', 'json'];
-const booleanFlags = new Set(['json', 'dynamic', 'static', 'follow']);
+const booleanFlags = new Set(['json', 'dynamic', 'static', 'follow', 'no-wait', 'wait', 'auto-converge']);
 
 function optionsFor(names: readonly string[]): CommandSpec['options'] {
   return Object.fromEntries(names.map((n) => [n, { type: booleanFlags.has(n) ? ('boolean' as const) : ('string' as const) }]));
@@ -328,6 +328,99 @@ const eventHeader = ['POS', 'TIME', 'STREAM', 'TYPE', 'ACTOR'];
 const eventWidths = [6, 24, 24, 24];
 const eventRow = (e: LogEvent) => [e.globalPosition, e.recordedAt, e.streamId, e.type, e.actor];
 
+// ---------------------------------------------------------------- migrations
+
+type Migration = Static<typeof S.MigrationView>;
+type Drain = Static<typeof S.DrainView>;
+const endedPhases = ['Completed', 'Failed', 'Cancelled'];
+const drainPollMs = 500;
+
+function bar(fraction: number, width = 24): string {
+  const done = Math.max(0, Math.min(width, Math.round(fraction * width)));
+  return `[${'#'.repeat(done)}${'.'.repeat(width - done)}] ${String(Math.round(fraction * 100)).padStart(3)}%`;
+}
+
+/** One line per migration: a progress bar over the memory still to send, and what it costs. */
+function migrationLine(m: Migration): string {
+  const remaining = m.remainingMiB ?? m.memoryMiB;
+  const fraction = m.phase === 'Completed' ? 1 : m.memoryMiB > 0 ? 1 - remaining / m.memoryMiB : 0;
+  const downtime =
+    m.downtimeMs !== null ? `downtime ${m.downtimeMs.toFixed(0)} ms` : m.expectedDowntimeMs !== null ? `expected downtime ${m.expectedDowntimeMs.toFixed(0)} ms` : '';
+  const queue = m.queuePosition !== null ? `queued #${m.queuePosition}` : '';
+  const failure = m.failureReason ? `: ${m.failureReason}` : '';
+  return oneLine(
+    `${m.partitionId.padEnd(16)} ${m.sourceHostId} -> ${m.targetHostId ?? '?'} ${bar(fraction)} ${m.phase.padEnd(10)} round ${m.round} ` +
+      `sent ${m.transferredMiB.toFixed(0)} MiB ${downtime} ${queue}${failure}`,
+  );
+}
+
+const migrationHeader = ['ID', 'PARTITION', 'FROM', 'TO', 'PHASE', 'ROUND', 'SENT(MiB)', 'REMAINING(MiB)', 'DIRTY(MiB/s)', 'EXP.DOWNTIME(ms)', 'DOWNTIME(ms)', 'QUEUE', 'REASON'];
+const migrationRow = (m: Migration) => [
+  m.id,
+  m.partitionId,
+  m.sourceHostId,
+  m.targetHostId,
+  m.phase,
+  m.round,
+  m.transferredMiB.toFixed(0),
+  m.remainingMiB?.toFixed(0),
+  m.dirtyRateMiBps?.toFixed(1),
+  m.expectedDowntimeMs?.toFixed(0),
+  m.downtimeMs?.toFixed(0),
+  m.queuePosition,
+  m.failureReason ?? m.reason,
+];
+
+function showMigration(m: Migration): string {
+  return keyValues([
+    ['id', m.id],
+    ['partition', m.partitionId],
+    ['from', m.sourceHostId],
+    ['to', m.targetHostId],
+    ['phase', m.phase],
+    ['progress', migrationLine(m)],
+    ['dirty rate', m.dirtyRateMiBps === null ? null : `${m.dirtyRateMiBps.toFixed(1)} MiB/s (throttle ${m.throttlePct} %)`],
+    ['limits', `bandwidth ${m.limits.bandwidthMiBps} MiB/s, downtime ≤ ${m.limits.downtimeMsMax} ms, ≤ ${m.limits.roundsMax} rounds, auto-converge ${m.limits.autoConverge ? 'on' : 'off'}, ${m.limits.perHostMax} per host, ${m.limits.perClusterMax} per cluster`],
+    ['reason', m.reason],
+    ['failure', m.failureReason],
+  ]);
+}
+
+/** Polls until `done` says so, redrawing on a terminal, printing changes otherwise. */
+async function poll<T>(values: Values, path: string, render: (body: T) => string, done: (body: T) => boolean): Promise<T> {
+  const tty = process.stdout.isTTY === true && !values.json;
+  let shownLines = 0;
+  let last = '';
+  for (;;) {
+    const body = (await request(values, get(path))) as T;
+    const text = values.json ? JSON.stringify(body) : render(body);
+    if (tty) {
+      if (shownLines > 0) process.stdout.write(`\x1b[${shownLines}F\x1b[J`);
+      print(text);
+      shownLines = text.split('\n').length;
+    } else if (text !== last) {
+      print(text);
+    }
+    last = text;
+    if (done(body)) return body;
+    await new Promise((r) => setTimeout(r, drainPollMs));
+  }
+}
+
+function drainText(d: Drain): string {
+  const lines = [`host ${d.hostId}: ${d.state}${d.reason ? ` (${d.reason})` : ''}, ${d.remaining} partitions still placed`];
+  for (const m of d.migrations) lines.push(`  ${migrationLine(m)}`);
+  for (const b of d.blocked) lines.push(`  ${b.partitionId.padEnd(16)} cannot move: ${b.reason}`);
+  return lines.join('\n');
+}
+
+/** A drain is over when the host is in maintenance, or when all that is left cannot move. */
+function drainSettled(d: Drain): boolean {
+  if (d.state !== 'Draining') return true;
+  const moving = d.migrations.some((m) => !endedPhases.includes(m.phase));
+  return !moving && d.blocked.length > 0 && d.blocked.length >= d.remaining;
+}
+
 // ---------------------------------------------------------------- commands
 
 /** One action of `vcp host|partition <action> <id>`. */
@@ -335,6 +428,8 @@ type Action = {
   readonly flags: readonly string[];
   readonly request: (id: string, values: Values) => Request;
   readonly render: (body: unknown, id: string) => string;
+  /** For actions that do more than one call (drain, migrate --wait): replaces request/render. */
+  readonly custom?: (label: string, id: string, values: Values) => Promise<number>;
 };
 
 function action<T>(flags: readonly string[], req: (id: string, values: Values) => Request, render: (body: T, id: string) => string): Action {
@@ -358,6 +453,7 @@ function resourceCommand(name: string, summary: string, help: string, actions: R
       if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
       const stray = Object.keys(values).find((f) => f !== 'help' && !commonFlags.includes(f) && !act.flags.includes(f));
       if (stray) throw new UsageError(`--${stray} does not apply to ${name} ${verb}`);
+      if (act.custom) return act.custom(`${name} ${verb}`, id, values);
       return call(`${name} ${verb}`, values, act.request(id, values), (body) => act.render(body, id));
     },
   };
@@ -380,7 +476,12 @@ Actions:
       --labels k=v,...          host labels
       --limits-preset P         modern (default) or r2 (Hyper-V 2008 R2 limits)
   cordon <id> [--reason R]  stop placing partitions on it
-  uncordon <id>             allow placements again`,
+  uncordon <id>             allow placements again
+  drain <id> [--reason R] [--no-wait]
+                            maintenance: cordon it and live-migrate every partition away,
+                            with a progress bar per migration; returns when the host is in
+                            maintenance (exit 0) or what is left cannot move (exit 1)
+  undrain <id>              end maintenance: placements allowed again`,
   {
     show: action([], (id) => get(`/v1/hosts/${enc(id)}`), showHost),
     create: action(
@@ -405,6 +506,21 @@ Actions:
     ),
     cordon: action(['reason', 'idempotency-key'], (id, v) => ({ method: 'POST', path: `/v1/hosts/${enc(id)}/cordon`, body: compact({ reason: v.reason }) }), hostResult),
     uncordon: action(['idempotency-key'], (id) => ({ method: 'POST', path: `/v1/hosts/${enc(id)}/uncordon`, body: {} }), hostResult),
+    drain: {
+      flags: ['reason', 'no-wait', 'idempotency-key'],
+      request: (id) => get(`/v1/hosts/${enc(id)}/maintenance`),
+      render: (body) => drainText(body as Drain),
+      custom: (label, id, values) =>
+        guard(label, async () => {
+          const started = (await request(values, { method: 'POST', path: `/v1/hosts/${enc(id)}/maintenance`, body: compact({ reason: values.reason }) })) as Drain;
+          if (values['no-wait']) return print(values.json ? JSON.stringify(started) : drainText(started));
+          const final = await poll<Drain>(values, `/v1/hosts/${enc(id)}/maintenance`, drainText, drainSettled);
+          if (final.state !== 'InMaintenance') {
+            throw new ClientError(`${final.blocked.length} partitions cannot leave ${id}; it stays Draining (vcp host show ${id})`);
+          }
+        }),
+    },
+    undrain: action(['idempotency-key'], (id) => ({ method: 'DELETE', path: `/v1/hosts/${enc(id)}/maintenance` }), (d: Drain) => drainText(d)),
   },
 );
 
@@ -429,6 +545,9 @@ Actions:
   start <id> [--host H]     start or restore it, on H or where placement chooses
 ${simplePartitionActions.map(([verb, what]) => `  ${`${verb} <id>`.padEnd(24)}  ${what}`).join('\n')}
   set <id> [spec options]   reconfigure it: only the options given change
+  migrate <id> [--to H] [--reason R] [--bandwidth-mibps B] [--downtime-ms-max D]
+          [--rounds-max N] [--auto-converge] [--wait]
+                            live-migrate it; --wait follows it with a progress bar
   delete <id>               delete an Off, Saved or Failed partition
   events <id>               its whole history
 
@@ -476,6 +595,26 @@ Spec options:
       partitionResult,
     ),
     delete: action([], (id) => ({ method: 'DELETE', path: `/v1/partitions/${enc(id)}` }), partitionResult),
+    migrate: {
+      flags: ['to', 'reason', 'bandwidth-mibps', 'downtime-ms-max', 'rounds-max', 'auto-converge', 'wait', 'idempotency-key'],
+      request: (id) => get(`/v1/partitions/${enc(id)}`),
+      render: (body) => showMigration(body as Migration),
+      custom: (label, id, values) =>
+        guard(label, async () => {
+          const body = compact({
+            targetHostId: values.to,
+            reason: values.reason,
+            bandwidthMiBps: optNumber(values, 'bandwidth-mibps', 0.001, 1_000_000),
+            downtimeMsMax: optInt(values, 'downtime-ms-max', 1, 2_000_000),
+            roundsMax: optInt(values, 'rounds-max', 1, 1000),
+            autoConverge: values['auto-converge'] ? true : undefined,
+          });
+          const started = (await request(values, { method: 'POST', path: `/v1/partitions/${enc(id)}/migrations`, body })) as Migration;
+          if (!values.wait) return print(values.json ? JSON.stringify(started, null, 2) : showMigration(started));
+          const final = await poll<Migration>(values, `/v1/migrations/${enc(started.id)}`, migrationLine, (m) => endedPhases.includes(m.phase));
+          if (final.phase !== 'Completed') throw new ClientError(`migration ${final.id} ${final.phase.toLowerCase()}: ${final.failureReason ?? ''}`);
+        }),
+    },
     events: action([], (id) => get(`/v1/partitions/${enc(id)}/events`), (b: { events: LogEvent[] }) =>
       table([['POS', 'TIME', 'TYPE', 'ACTOR', 'DATA'], ...b.events.map((e) => [e.globalPosition, e.recordedAt, e.type, e.actor, summary(e.data)])]),
     ),
@@ -678,4 +817,44 @@ ${commonHelp}`,
   },
 };
 
-export const clientCommands: CommandSpec[] = [hostsCommand, hostCommand, partitionsCommand, partitionCommand, eventsCommand, topCommand];
+const migrationsCommand: CommandSpec = {
+  name: 'migrations',
+  summary: 'List live migrations: phase, round, sent, remaining, dirty rate, downtime',
+  help: `Usage: vcp migrations [--partition P] [--host H] [--phase PHASE]\n\n${commonHelp}`,
+  options: optionsFor([...commonFlags, 'partition', 'host', 'phase']),
+  run(values) {
+    const query = new URLSearchParams(compact({ partitionId: values.partition, hostId: values.host, phase: values.phase }) as Record<string, string>).toString();
+    return call('migrations', values, get(`/v1/migrations${query ? `?${query}` : ''}`), (b: { migrations: Migration[] }) =>
+      table([migrationHeader, ...b.migrations.map(migrationRow)]),
+    );
+  },
+};
+
+const migrationCommand = resourceCommand(
+  'migration',
+  'Show, follow or cancel one live migration; its every step',
+  `Usage: vcp migration <action> <id> [options]
+
+Actions:
+  show <id>                 phase, progress, limits in force, failure reason
+  cancel <id> [--reason R]  cancel it before its switch-over (the partition stays on the source)
+  events <id>               every step, with who reported it`,
+  {
+    show: action([], (id) => get(`/v1/migrations/${enc(id)}`), showMigration),
+    cancel: action(['reason', 'idempotency-key'], (id, v) => ({ method: 'POST', path: `/v1/migrations/${enc(id)}/cancel`, body: compact({ reason: v.reason }) }), showMigration),
+    events: action([], (id) => get(`/v1/migrations/${enc(id)}/events`), (b: { events: LogEvent[] }) =>
+      table([['POS', 'TIME', 'TYPE', 'ACTOR', 'DATA'], ...b.events.map((e) => [e.globalPosition, e.recordedAt, e.type, e.actor, summary(e.data)])]),
+    ),
+  },
+);
+
+export const clientCommands: CommandSpec[] = [
+  hostsCommand,
+  hostCommand,
+  partitionsCommand,
+  partitionCommand,
+  migrationsCommand,
+  migrationCommand,
+  eventsCommand,
+  topCommand,
+];
