@@ -303,6 +303,9 @@ export function decideMigration(command: MigrationCommand, state: MigrationState
     case 'ReserveTarget':
       if (state.phase !== 'Requested' && state.phase !== 'Queued') return wrongPhase(state, 'reserve a target for', 'it must be waiting');
       if (command.targetHostId === state.sourceHostId) return reject('invalid', 'invalid-migration', 'the target host must differ from the source host');
+      if (state.targetHostId !== null && command.targetHostId !== state.targetHostId) {
+        return reject('invalid', 'invalid-migration', `the migration was requested to ${state.targetHostId}, not ${command.targetHostId}`);
+      }
       return accept({
         type: 'MigrationTargetReserved',
         data: {
@@ -317,7 +320,8 @@ export function decideMigration(command: MigrationCommand, state: MigrationState
       });
     case 'ReportTargetPrepared':
       if (!fromTarget(command.hostId)) return reject('conflict', 'wrong-host', `${command.hostId} is not the target of migration ${state.migrationId}`);
-      if (state.phase !== 'Reserved') return ended || state.phase !== 'Requested' ? accept() : wrongPhase(state, 'prepare', 'the target must be reserved first');
+      // Only a reserved migration can become prepared; a late or repeated report changes nothing.
+      if (state.phase !== 'Reserved') return accept();
       return accept({ type: 'MigrationTargetPrepared', data: { ...hosts, targetHostId: command.hostId } });
     case 'StartPreCopy':
       if (state.phase !== 'Prepared') return wrongPhase(state, 'start pre-copy of', 'the target must be prepared first');
@@ -338,7 +342,8 @@ export function decideMigration(command: MigrationCommand, state: MigrationState
       const { type: _type, hostId: _hostId, ...switchover } = command;
       return accept({
         type: 'MigrationSwitchoverStarted',
-        data: { ...hosts, targetHostId: state.targetHostId!, targetIncarnation: state.targetIncarnation, ...switchover },
+        // The final copy is the round after the last pre-copy round: it never counts backwards.
+        data: { ...hosts, targetHostId: state.targetHostId!, targetIncarnation: state.targetIncarnation, ...switchover, round: Math.max(switchover.round, state.round) },
       });
     }
     case 'ReportActivated':

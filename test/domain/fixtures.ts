@@ -9,6 +9,11 @@ import {
   type HostLimitPreset,
   type HostLimits,
   type HostState,
+  type MigrationCommand,
+  type MigrationEvent,
+  type MigrationLimitsRecord,
+  type MigrationPhase,
+  type MigrationState,
   type PartitionCommand,
   type PartitionEvent,
   type PartitionFactEvent,
@@ -19,11 +24,14 @@ import {
   type ReservationPurpose,
   buildSpec,
   decideHost,
+  decideMigration,
   decidePartition,
   evolveHost,
+  evolveMigration,
   evolvePartition,
   hostLimitPresets,
   initialHostState,
+  initialMigrationState,
   initialPartitionState,
 } from '../../services/domain/index.ts';
 import type { Decider } from './decider-spec.ts';
@@ -32,6 +40,12 @@ export const partitionDecider: Decider<PartitionCommand, PartitionEvent, Partiti
   decide: decidePartition,
   evolve: evolvePartition,
   initialState: initialPartitionState,
+};
+
+export const migrationDecider: Decider<MigrationCommand, MigrationEvent, MigrationState> = {
+  decide: decideMigration,
+  evolve: evolveMigration,
+  initialState: initialMigrationState,
 };
 
 export const hostDecider: Decider<HostCommand, HostEvent, HostState> = {
@@ -226,3 +240,224 @@ export function reserved(command: ReserveCapacity = reserve(), host = hostId): H
 }
 
 export const purposes: ReservationPurpose[] = ['start', 'migration', 'restart'];
+
+// ---------------------------------------------------------------- migrations
+
+/** The migration saga's fixture: partition web-1 (incarnation 1) moves from h1 to h2; h3 is a bystander. */
+export const migrationId = 'mig-1';
+export const sourceHostId = hostId;
+export const targetHostId = otherHostId;
+export const thirdHostId = 'h3';
+export const migrationMemoryMiB = 2048;
+export const targetReservationId = 'mres-1';
+
+export const migrationLimits: MigrationLimitsRecord = {
+  bandwidthMiBps: 1024,
+  downtimeMsMax: 300,
+  roundsMax: 10,
+  completionTimeoutMsPerGiB: 30_000,
+  progressTimeoutMs: 10_000,
+  autoConverge: true,
+  onRoundLimit: 'force-switchover',
+  perHostMax: 2,
+  perClusterMax: 4,
+};
+
+/** The hosts every migration event carries; the target is null until one is requested or reserved. */
+export const migrationHostsOf = (target: string | null = targetHostId) => ({
+  migrationId,
+  partitionId,
+  sourceHostId,
+  targetHostId: target,
+});
+
+type RoundFigures = Omit<Extract<MigrationEvent, { type: 'MigrationRoundCompleted' }>['data'], 'migrationId' | 'partitionId' | 'sourceHostId' | 'targetHostId'>;
+type SwitchoverFigures = Pick<
+  Extract<MigrationEvent, { type: 'MigrationSwitchoverStarted' }>['data'],
+  'round' | 'finalCopyMiB' | 'transferredMiB' | 'downtimeMs' | 'reason'
+>;
+
+/** Plausible figures for pre-copy round `round` of a 2 GiB partition (the first round sends everything). */
+export function roundFigures(round: number, overrides: Partial<RoundFigures> = {}): RoundFigures {
+  return {
+    round,
+    sentMiB: round === 1 ? migrationMemoryMiB : 256,
+    durationMs: round === 1 ? 2000 : 250,
+    transferredMiB: migrationMemoryMiB + 256 * (round - 1),
+    remainingMiB: Math.round(512 / round),
+    dirtyRateMiBps: 64,
+    throttlePct: round > 2 ? 20 : 0,
+    expectedDowntimeMs: Math.round(500 / round),
+    ...overrides,
+  };
+}
+
+export function switchoverFigures(overrides: Partial<SwitchoverFigures> = {}): SwitchoverFigures {
+  return { round: 3, finalCopyMiB: 96, transferredMiB: 2656, downtimeMs: 120, reason: 'converged', ...overrides };
+}
+
+/** Builders for the migration events, as the decider emits them for the fixture migration. */
+export const m = {
+  requested: (o: { targetHostId?: string | null; drainId?: string | null; reason?: string } = {}): MigrationEvent => ({
+    type: 'MigrationRequested',
+    data: {
+      ...migrationHostsOf(o.targetHostId === undefined ? null : o.targetHostId),
+      sourceIncarnation: 1,
+      targetIncarnation: 2,
+      memoryMiB: migrationMemoryMiB,
+      reason: o.reason ?? 'operator',
+      drainId: o.drainId ?? null,
+      limits: migrationLimits,
+    },
+  }),
+  queued: (position = 1, o: { targetHostId?: string | null; why?: string } = {}): MigrationEvent => ({
+    type: 'MigrationQueued',
+    data: { ...migrationHostsOf(o.targetHostId === undefined ? null : o.targetHostId), position, why: o.why ?? 'per-host limit' },
+  }),
+  targetReserved: (o: { targetHostId?: string; reservationId?: string; limits?: MigrationLimitsRecord } = {}): MigrationEvent => {
+    const target = o.targetHostId ?? targetHostId;
+    return {
+      type: 'MigrationTargetReserved',
+      data: {
+        ...migrationHostsOf(target),
+        targetHostId: target,
+        reservationId: o.reservationId ?? targetReservationId,
+        targetIncarnation: 2,
+        memoryMiB: migrationMemoryMiB,
+        placement: placementOn(target),
+        limits: o.limits ?? migrationLimits,
+      },
+    };
+  },
+  targetPrepared: (target = targetHostId): MigrationEvent => ({
+    type: 'MigrationTargetPrepared',
+    data: { ...migrationHostsOf(target), targetHostId: target },
+  }),
+  preCopyStarted: (target = targetHostId): MigrationEvent => ({
+    type: 'MigrationPreCopyStarted',
+    data: { ...migrationHostsOf(target), targetHostId: target, sourceIncarnation: 1, limits: migrationLimits },
+  }),
+  roundCompleted: (round: number, overrides: Partial<RoundFigures> = {}): MigrationEvent => ({
+    type: 'MigrationRoundCompleted',
+    data: { ...migrationHostsOf(), ...roundFigures(round, overrides) },
+  }),
+  switchoverStarted: (overrides: Partial<SwitchoverFigures> = {}): MigrationEvent => ({
+    type: 'MigrationSwitchoverStarted',
+    data: { ...migrationHostsOf(), targetHostId, targetIncarnation: 2, ...switchoverFigures(overrides) },
+  }),
+  completed: (o: { rounds?: number; transferredMiB?: number; downtimeMs?: number } = {}): MigrationEvent => ({
+    type: 'MigrationCompleted',
+    data: {
+      ...migrationHostsOf(),
+      targetHostId,
+      targetIncarnation: 2,
+      rounds: o.rounds ?? 3,
+      transferredMiB: o.transferredMiB ?? 2656,
+      downtimeMs: o.downtimeMs ?? 120,
+    },
+  }),
+  failed: (phase: MigrationPhase, reason = 'target daemon lost', target: string | null = targetHostId): MigrationEvent => ({
+    type: 'MigrationFailed',
+    data: { ...migrationHostsOf(target), phase, reason, runningOnHostId: sourceHostId, sourceIncarnation: 1, targetIncarnation: 2 },
+  }),
+  cancelled: (phase: MigrationPhase, reason = 'operator cancelled', target: string | null = targetHostId): MigrationEvent => ({
+    type: 'MigrationCancelled',
+    data: { ...migrationHostsOf(target), phase, reason, runningOnHostId: sourceHostId, sourceIncarnation: 1, targetIncarnation: 2 },
+  }),
+};
+
+type RequestedData = Extract<MigrationEvent, { type: 'MigrationRequested' }>['data'];
+
+/** Builders for the migration commands; reports come from the right host unless told otherwise. */
+export const mc = {
+  request: (overrides: Partial<RequestedData> = {}): MigrationCommand => {
+    const { data } = m.requested() as Extract<MigrationEvent, { type: 'MigrationRequested' }>;
+    const merged: RequestedData = { ...data, ...overrides };
+    return { type: 'RequestMigration', ...merged };
+  },
+  queue: (position = 1, why = 'per-host limit'): MigrationCommand => ({ type: 'QueueMigration', position, why }),
+  reserve: (target = targetHostId, reservationId = targetReservationId): MigrationCommand => ({
+    type: 'ReserveTarget',
+    targetHostId: target,
+    reservationId,
+    placement: placementOn(target),
+  }),
+  prepared: (host = targetHostId): MigrationCommand => ({ type: 'ReportTargetPrepared', hostId: host }),
+  startPreCopy: (): MigrationCommand => ({ type: 'StartPreCopy' }),
+  round: (round: number, overrides: Partial<RoundFigures> = {}, host = sourceHostId): MigrationCommand => ({
+    type: 'ReportRound',
+    hostId: host,
+    ...roundFigures(round, overrides),
+  }),
+  switchover: (overrides: Partial<SwitchoverFigures> = {}, host = sourceHostId): MigrationCommand => ({
+    type: 'ReportSwitchover',
+    hostId: host,
+    ...switchoverFigures(overrides),
+  }),
+  activated: (host = targetHostId): MigrationCommand => ({ type: 'ReportActivated', hostId: host }),
+  fail: (reason = 'target daemon lost'): MigrationCommand => ({ type: 'FailMigration', reason }),
+  cancel: (reason = 'operator cancelled'): MigrationCommand => ({ type: 'CancelMigration', reason }),
+};
+
+/**
+ * One history per saga phase (no target named in the request, so the target is null until it is
+ * reserved). PreCopy has seen rounds 1 and 2; SwitchOver started with round 3.
+ */
+const mRequested = [m.requested()];
+const mReserved = [...mRequested, m.targetReserved()];
+const mPrepared = [...mReserved, m.targetPrepared()];
+const mPreCopy = [...mPrepared, m.preCopyStarted(), m.roundCompleted(1), m.roundCompleted(2)];
+const mSwitchOver = [...mPreCopy, m.switchoverStarted()];
+export const migrationHistories = {
+  Requested: mRequested,
+  Queued: [...mRequested, m.queued(1)],
+  Reserved: mReserved,
+  Prepared: mPrepared,
+  PreCopy: mPreCopy,
+  SwitchOver: mSwitchOver,
+  Completed: [...mSwitchOver, m.completed()],
+  Failed: [...mPreCopy, m.failed('PreCopy')],
+  Cancelled: [...mPrepared, m.cancelled('Prepared')],
+} as const satisfies Record<MigrationPhase, readonly MigrationEvent[]>;
+
+export const migrationPhases = Object.keys(migrationHistories) as MigrationPhase[];
+export const waitingMigrationPhases: MigrationPhase[] = ['Requested', 'Queued'];
+/** The phases a migration can still be cancelled in. */
+export const cancellableMigrationPhases: MigrationPhase[] = ['Requested', 'Queued', 'Reserved', 'Prepared', 'PreCopy'];
+
+// ---------------------------------------------------------------- partition side of a migration
+
+type LockForMigration = Extract<PartitionCommand, { type: 'LockForMigration' }>;
+
+export function lockForMigration(overrides: Partial<Omit<LockForMigration, 'type'>> = {}): PartitionCommand {
+  return { type: 'LockForMigration', migrationId, sourceIncarnation: 1, targetHostId, targetReservationId, ...overrides };
+}
+
+/** The partition's migration events (source h1 incarnation 1 → target h2 incarnation 2). */
+export const pm = {
+  started: (o: { migrationId?: string; targetHostId?: string } = {}): PartitionEvent => ({
+    type: 'PartitionMigrationStarted',
+    data: {
+      ...onHost(),
+      migrationId: o.migrationId ?? migrationId,
+      targetHostId: o.targetHostId ?? targetHostId,
+      targetReservationId,
+    },
+  }),
+  migrated: (): PartitionEvent => ({
+    type: 'PartitionMigrated',
+    data: {
+      partitionId,
+      migrationId,
+      sourceHostId,
+      hostId: targetHostId,
+      incarnation: 2,
+      sourceIncarnation: 1,
+      reservationId: targetReservationId,
+    },
+  }),
+  ended: (outcome: 'failed' | 'cancelled' = 'cancelled', reason = 'operator cancelled'): PartitionEvent => ({
+    type: 'PartitionMigrationEnded',
+    data: { ...onHost(), migrationId, outcome, reason },
+  }),
+};

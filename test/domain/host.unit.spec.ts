@@ -42,6 +42,7 @@ describe('RegisterHost', () => {
       limits: hostLimitPresets.modern,
       cordoned: false,
       cordonReason: null,
+      maintenance: null,
       reservations: new Map(),
       reserved: emptyTotals,
     });
@@ -380,5 +381,38 @@ describe('ReleaseReservation', () => {
     given([...full, ...events])
       .when(reserve({ reservationId: 'b', partitionId: 'p2' }))
       .thenAccepts();
+  });
+});
+
+describe('Maintenance', () => {
+  const requested: HostEvent = { type: 'HostMaintenanceRequested', data: { hostId, drainId: 'd1', reason: 'firmware' } };
+  const entered: HostEvent = { type: 'HostMaintenanceEntered', data: { hostId, drainId: 'd1' } };
+
+  it('a maintenance request cordons the host and starts draining; a second request is a no-op', () => {
+    const { stateAfter } = given([registeredH1]).when({ type: 'RequestMaintenance', drainId: 'd1', reason: 'firmware' }).then([requested]);
+    expect(stateAfter).toMatchObject({ cordoned: true, maintenance: { drainId: 'd1', status: 'Draining', reason: 'firmware' } });
+    given([registeredH1, requested]).when({ type: 'RequestMaintenance', drainId: 'd2', reason: 'again' }).then([]);
+  });
+
+  it('enters maintenance only once nothing is reserved on the host, and only for its own drain', () => {
+    given([registeredH1, requested, reserved()]).when({ type: 'EnterMaintenance', drainId: 'd1' }).thenRejects({ kind: 'conflict', code: 'host-not-empty' });
+    given([registeredH1, requested]).when({ type: 'EnterMaintenance', drainId: 'other' }).then([]);
+    const { stateAfter } = given([registeredH1, requested]).when({ type: 'EnterMaintenance', drainId: 'd1' }).then([entered]);
+    expect(stateAfter).toMatchObject({ maintenance: { status: 'InMaintenance' } });
+    given([registeredH1, requested, entered]).when({ type: 'EnterMaintenance', drainId: 'd1' }).then([]);
+  });
+
+  it('refuses new placements while draining or in maintenance', () => {
+    given([registeredH1, requested]).when(reserve()).thenRejects({ kind: 'no-capacity', code: 'host-cordoned' });
+    given([registeredH1, requested, entered]).when(reserve()).thenRejects({ kind: 'no-capacity', code: 'host-cordoned' });
+  });
+
+  it('ends maintenance (uncordons); uncordon alone is refused while in maintenance', () => {
+    given([registeredH1, requested]).when({ type: 'UncordonHost' }).thenRejects({ kind: 'conflict', code: 'in-maintenance' });
+    const { stateAfter } = given([registeredH1, requested, entered])
+      .when({ type: 'ExitMaintenance' })
+      .then([{ type: 'HostMaintenanceExited', data: { hostId, drainId: 'd1' } }]);
+    expect(stateAfter).toMatchObject({ cordoned: false, maintenance: null });
+    given([registeredH1]).when({ type: 'ExitMaintenance' }).thenRejects({ kind: 'conflict', code: 'not-in-maintenance' });
   });
 });
