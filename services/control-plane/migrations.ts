@@ -32,6 +32,7 @@ import {
   reserveLpPct,
 } from '../domain/index.ts';
 import type { EventStore, RecordedEvent } from '../eventstore/index.ts';
+import { defaultMigrationLimits as engineDefaults } from '../hypervisor/index.ts';
 import { type CommandMeta, type Decider, deterministicId, handleCommand } from './commands.ts';
 import type { DaemonRegistry } from './daemons.ts';
 import type { Projections, TrackedMigration } from './projections.ts';
@@ -60,14 +61,15 @@ export const defaultMigrationConfig: MigrationConfig = {
   perClusterMax: 5,
   prepareTimeoutMs: 15_000,
   defaults: {
-    // 1000 MiB/s is about what one 10 GbE link carries; QEMU's own default cap is 128 MiB/s.
+    // About what one 10 GbE link carries; the engine's own default is QEMU's 128 MiB/s cap, which
+    // would make every demo migration of a few GiB take a minute.
     bandwidthMiBps: 1000,
-    downtimeMsMax: 300,
-    roundsMax: 30,
-    completionTimeoutMsPerGiB: 150_000,
-    progressTimeoutMs: 150_000,
-    autoConverge: false,
-    onRoundLimit: 'fail',
+    downtimeMsMax: engineDefaults.downtimeMsMax,
+    roundsMax: engineDefaults.roundsMax,
+    completionTimeoutMsPerGiB: engineDefaults.completionTimeoutMsPerGiB,
+    progressTimeoutMs: engineDefaults.progressTimeoutMs,
+    autoConverge: engineDefaults.autoConverge,
+    onRoundLimit: engineDefaults.onRoundLimit,
   },
 };
 

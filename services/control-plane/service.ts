@@ -345,6 +345,12 @@ export class ControlPlaneService {
 
   private async reconcilePass(): Promise<void> {
     const nowMs = Date.now();
+    // A migration's target reservation is free again as soon as its migration ended without moving.
+    const endedMigrationReservations = new Set<string>();
+    for (const t of this.projections.migrations.values()) {
+      const m = t.state;
+      if (m.status === 'Known' && m.reservationId !== null && (m.phase === 'Failed' || m.phase === 'Cancelled')) endedMigrationReservations.add(m.reservationId);
+    }
     for (const tracked of [...this.projections.hosts.values()]) {
       const host = tracked.state;
       if (host.status !== 'Registered') continue;
@@ -365,11 +371,14 @@ export class ControlPlaneService {
           }
           continue;
         }
-        const pending = p !== undefined && p.status !== 'Initial' && p.status !== 'Deleted' && p.incarnation < r.incarnation;
+        const pending =
+          p !== undefined && p.status !== 'Initial' && p.status !== 'Deleted' && p.incarnation < r.incarnation && !endedMigrationReservations.has(r.reservationId);
         const madeAtMs = this.projections.reservationMadeAtMs.get(r.reservationId) ?? 0;
         if (pending && nowMs - madeAtMs < this.config.orphanReservationGraceMs) continue;
         const reason = pending
           ? `orphaned: the start of incarnation ${r.incarnation} was never recorded`
+          : endedMigrationReservations.has(r.reservationId)
+            ? 'the migration it was made for ended without moving the partition'
           : p === undefined || p.status === 'Deleted' || p.status === 'Initial'
             ? 'partition no longer exists'
             : `partition is ${p.status}`;

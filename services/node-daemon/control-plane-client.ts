@@ -10,6 +10,8 @@ export type DesiredPartition = {
   readonly hostId: string | null;
   readonly incarnation: number;
   readonly spec: unknown;
+  /** Set while the partition is being live-migrated: the host it goes to. */
+  readonly migrationTargetHostId: string | null;
 };
 
 export type Desired = { readonly position: number; readonly partitions: readonly DesiredPartition[] };
@@ -57,6 +59,10 @@ export function createControlPlaneClient(baseUrl: string, hostId: string, reques
     desired: () => call<Desired>('GET', `/v1/hosts/${host}/desired`),
     report: (reports: readonly Report[]) =>
       call<{ results: { reportId: string; outcome: string; reason: string | null }[] }>('POST', `/v1/hosts/${host}/reports`, { reports }),
+    partition: (partitionId: string) => call<{ id: string; state: string; hostId: string | null; incarnation: number; spec: unknown }>('GET', `/v1/partitions/${encodeURIComponent(partitionId)}`),
+    migration: (migrationId: string) => call<{ id: string; phase: string }>('GET', `/v1/migrations/${encodeURIComponent(migrationId)}`),
+    migrationReport: (reports: readonly Record<string, unknown>[]) =>
+      call<{ results: { reportId: string; outcome: string; reason: string | null }[] }>('POST', `/v1/hosts/${host}/migration-reports`, { reports }),
     telemetry: (sample: unknown) => call<unknown>('POST', `/v1/hosts/${host}/telemetry`, sample),
     heartbeat: (bootId: string, checkpointPosition: number) =>
       call<{ position: number }>('POST', `/v1/hosts/${host}/heartbeat`, { bootId, checkpointPosition }),

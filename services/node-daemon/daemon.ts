@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { type Hypervisor, HypervisorError, type PartitionConfig, type PartitionStatus } from '../hypervisor/index.ts';
 import { checkpointFileName, readCheckpoint, writeCheckpoint } from './checkpoint.ts';
 import { ControlPlaneHttpError, type Desired, type DesiredPartition, type Report, createControlPlaneClient } from './control-plane-client.ts';
+import { type MigrationDirective, createMigrationParticipant } from './migration.ts';
 
 export type NodeDaemonConfig = {
   readonly hostId: string;
@@ -160,7 +161,11 @@ export async function runNodeDaemon(
     return now !== undefined && now.hostId === hostId && now.incarnation === directive.data.incarnation && liveStates.has(now.state);
   }
 
+  const migrations = createMigrationParticipant(hostId, hypervisor, client, log, stop.signal);
+  const migrationTypes = new Set(['MigrationTargetReserved', 'MigrationPreCopyStarted', 'MigrationSwitchoverStarted', 'MigrationFailed', 'MigrationCancelled', 'PartitionMigrated']);
+
   async function apply(directive: Directive, desired: Desired): Promise<void> {
+    if (migrationTypes.has(directive.type)) return migrations.apply(directive as unknown as MigrationDirective);
     const { partitionId, incarnation } = directive.data;
     const current = isCurrent(directive, desired);
     const fact = (type: string, extra: Partial<Report> = {}): Report => ({
@@ -247,7 +252,10 @@ export async function runNodeDaemon(
     for (const running of actual) {
       const should = byId.get(running.partitionId);
       const belongsHere =
-        should !== undefined && should.hostId === hostId && should.incarnation === running.incarnation && liveStates.has(should.state);
+        should !== undefined &&
+        ((should.hostId === hostId && should.incarnation === running.incarnation && liveStates.has(should.state)) ||
+          // The copy this host activates at a migration's switch-over, not yet committed in the log.
+          (should.migrationTargetHostId === hostId && should.incarnation + 1 === running.incarnation));
       if (belongsHere) continue;
       log.warn({ partitionId: running.partitionId, incarnation: running.incarnation, logSays: should?.state ?? 'unknown' }, 'turning off a partition the log does not place here');
       await hypervisor.turnOff(running.partitionId, running.incarnation);
@@ -384,6 +392,7 @@ export async function runNodeDaemon(
     connected: () => connected,
     async close() {
       stop.abort();
+      migrations.close();
       clearInterval(heartbeat);
       clearInterval(observe);
       clearInterval(sample);
