@@ -36,12 +36,36 @@ export const controlPlaneCommand: CommandSpec = {
   --port P          HTTP port (default 8080; env VCP_PORT)
   --host ADDR       address to listen on (default 127.0.0.1; env VCP_HOST)
   --data DIR        where the SQLite event store lives (default ./data/control-plane; env VCP_DATA)
-  --log-level L     fatal|error|warn|info|debug|trace|silent (default info; env VCP_LOG_LEVEL)`,
-  options: { port: { type: 'string' }, host: { type: 'string' }, data: { type: 'string' }, 'log-level': { type: 'string' } },
+  --log-level L     fatal|error|warn|info|debug|trace|silent (default info; env VCP_LOG_LEVEL)
+  --migrations-per-host N      simultaneous live migrations per host, in or out (default 2)
+  --migrations-per-cluster N   simultaneous live migrations in the cluster (default 5)
+  --migration-bandwidth-mibps B  default bandwidth of a migration (default 1000)
+  --daemon-window-ms T  a daemon silent this long counts as disconnected (default 5000)`,
+  options: {
+    port: { type: 'string' },
+    host: { type: 'string' },
+    data: { type: 'string' },
+    'log-level': { type: 'string' },
+    'migrations-per-host': { type: 'string' },
+    'migrations-per-cluster': { type: 'string' },
+    'migration-bandwidth-mibps': { type: 'string' },
+    'daemon-window-ms': { type: 'string' },
+  },
   async run(values) {
     const { defaultControlPlaneConfig, runControlPlane } = await import('../control-plane/index.ts');
+    const migrations = defaultControlPlaneConfig.migrations;
     const config = {
       ...defaultControlPlaneConfig,
+      daemonConnectedWindowMs: intFlag(values['daemon-window-ms'], 'daemon-window-ms', 200, 600_000, defaultControlPlaneConfig.daemonConnectedWindowMs),
+      migrations: {
+        ...migrations,
+        perHostMax: intFlag(values['migrations-per-host'], 'migrations-per-host', 1, 100, migrations.perHostMax),
+        perClusterMax: intFlag(values['migrations-per-cluster'], 'migrations-per-cluster', 1, 1000, migrations.perClusterMax),
+        defaults: {
+          ...migrations.defaults,
+          bandwidthMiBps: intFlag(values['migration-bandwidth-mibps'], 'migration-bandwidth-mibps', 1, 1_000_000, migrations.defaults.bandwidthMiBps),
+        },
+      },
       port: intFlag(values.port ?? process.env.VCP_PORT, 'port', 0, 65535, 8080),
       host: stringFlag(values.host ?? process.env.VCP_HOST, 'host', '127.0.0.1'),
       dataDir: resolve(stringFlag(values.data ?? process.env.VCP_DATA, 'data', './data/control-plane')),

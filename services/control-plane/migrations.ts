@@ -337,7 +337,7 @@ export class MigrationManager {
       const p = this.projections.partitions.get(m.partitionId)?.state;
       const seed = (step: string) => `${m.migrationId}|${step}`;
       const run = (command: MigrationCommand, step: string | null) =>
-        handleCommand(this.store, migrationDecider, migrationStreamId(m.migrationId), command, systemMeta(tracked, step === null ? null : seed(step)));
+        this.exec(migrationDecider, migrationStreamId(m.migrationId), command, systemMeta(tracked, step === null ? null : seed(step)));
       const fail = (reason: string) => run({ type: 'FailMigration', reason }, 'fail');
 
       if (m.phase === 'Completed') {
@@ -433,8 +433,7 @@ export class MigrationManager {
     const targetHostId = placement.chosenHostId;
     const reservationId = deterministicId(`${m.migrationId}|reservation|${targetHostId}`);
     const meta = systemMeta(tracked, `${m.migrationId}|reserve|${targetHostId}`);
-    const reserved = await handleCommand(
-      this.store,
+    const reserved = await this.exec(
       hostDecider,
       hostStreamId(targetHostId),
       { type: 'ReserveCapacity', reservationId, partitionId: m.partitionId, incarnation: m.targetIncarnation, purpose: 'migration', vcpus: request.vcpus, reserveLpPct: request.reserveLpPct, memoryMiB: request.memoryMiB },
@@ -444,15 +443,14 @@ export class MigrationManager {
       if (m.targetHostId !== null) await fail(`target host ${targetHostId} cannot take it: ${reserved.rejection.message}`);
       return; // the projection was behind; the next pass places again
     }
-    const locked = await handleCommand(
-      this.store,
+    const locked = await this.exec(
       partitionDecider,
       partitionStreamId(m.partitionId),
       { type: 'LockForMigration', migrationId: m.migrationId, targetHostId, targetReservationId: reservationId, sourceIncarnation: m.sourceIncarnation },
       { ...meta, idSeed: `${m.migrationId}|lock` },
     );
     if (!locked.ok) {
-      await handleCommand(this.store, hostDecider, hostStreamId(targetHostId), { type: 'ReleaseReservation', reservationId, reason: `migration ${m.migrationId} could not start: ${locked.rejection.message}` }, { ...meta, idSeed: null });
+      await this.exec(hostDecider, hostStreamId(targetHostId), { type: 'ReleaseReservation', reservationId, reason: `migration ${m.migrationId} could not start: ${locked.rejection.message}` }, { ...meta, idSeed: null });
       await fail(locked.rejection.message);
       return;
     }
@@ -466,7 +464,17 @@ export class MigrationManager {
       how === 'complete'
         ? ({ type: 'CompleteMigration', migrationId: m.migrationId } as const)
         : ({ type: 'EndMigration', migrationId: m.migrationId, outcome: how, reason: m.failureReason ?? how } as const);
-    await handleCommand(this.store, partitionDecider, partitionStreamId(m.partitionId), command, systemMeta(tracked, `${m.migrationId}|settle`));
+    await this.exec(partitionDecider, partitionStreamId(m.partitionId), command, systemMeta(tracked, `${m.migrationId}|settle`));
+  }
+
+  /**
+   * A command of the process manager, and then the wait for the projection to show it: the next
+   * decision of the same pass (admission counts, above all) must see this one's effect.
+   */
+  private async exec<C, E extends { type: string; data: object }, S>(decider: Decider<C, E, S>, streamId: string, command: C, meta: CommandMeta) {
+    const outcome = await handleCommand(this.store, decider, streamId, command, meta);
+    if (outcome.ok) await this.caughtUp(outcome.events);
+    return outcome;
   }
 
   private candidates(): PlacementCandidate[] {
