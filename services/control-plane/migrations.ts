@@ -427,7 +427,9 @@ export class MigrationManager {
       }
     }
     if (why !== null || placement === null || placement.chosenHostId === null) {
-      if (m.phase !== 'Queued' || m.queuePosition !== queueIndex) await run({ type: 'QueueMigration', position: queueIndex, why: why ?? 'waiting' }, null);
+      // Queued is recorded once, with the position and reason at that time; the live position is
+      // computed for the API (recording every shift would write O(n²) events for a long queue).
+      if (m.phase !== 'Queued') await run({ type: 'QueueMigration', position: queueIndex, why: why ?? 'waiting' }, 'queue');
       return;
     }
     const targetHostId = placement.chosenHostId;

@@ -3,12 +3,16 @@
  * Nothing here is asserted: speed targets are read, not tested, so shared machines cannot flake CI.
  */
 import { benchCommands, benchProjectionRebuild } from './control-plane.bench.ts';
+import { benchDrain } from './drain.bench.ts';
 import { benchEventStoreAppend } from './eventstore.bench.ts';
+import { benchMigrationEngine } from './migration.bench.ts';
 
 const suites: Record<string, () => Promise<unknown>> = {
   eventstore: benchEventStoreAppend,
   commands: benchCommands,
   rebuild: benchProjectionRebuild,
+  'migration-engine': benchMigrationEngine,
+  drain: benchDrain,
 };
 
 const only = process.argv.slice(2);
