@@ -16,18 +16,40 @@ export type {
 } from './port.ts';
 export { HypervisorError } from './port.ts';
 export { type EntitlementDemand, computeEntitlements } from './sim/entitlement.ts';
-export { type BalancerInput, computeMemoryGoals, hotAddChunkMiB } from './sim/memory.ts';
+export { type HostLimits, type HostLimitsPreset, hostLimitsPresets, isHostLimitsPreset } from './sim/limits.ts';
+export {
+  type BalancerInput,
+  computeMemoryGoals,
+  hotAddChunkMiB,
+  memoryNeedMiB,
+  memoryTargetMiB,
+} from './sim/memory.ts';
 export { createSeededRandom, type RandomSource, type SeededRandom } from './sim/random.ts';
+export {
+  createQuantumScheduler,
+  defaultCapPeriodMs,
+  defaultQuantumMs,
+  type PartitionCounters,
+  partitionCounters,
+  type QuantumScheduler,
+  type SchedulerOptions,
+  type SchedulerPartition,
+  type VcpuState,
+} from './sim/scheduler.ts';
 export {
   type Clock,
   createSimHypervisor,
+  memoryBalancerPeriodMs,
   type Observation,
   observationCountMax,
   type PartitionAccounting,
+  quantaPerTickMax,
   type SimHypervisor,
   type SimHypervisorOptions,
+  type VcpuAccounting,
 } from './sim/sim-hypervisor.ts';
 export { simLimits } from './sim/validate.ts';
+export { type BurstState, cpuDemandOver, cpuDemandPctAt, type DemandOverInterval } from './sim/workload.ts';
 export {
   runSimHost,
   type SimHostDescriptor,
@@ -37,3 +59,4 @@ export {
   simHostSocketName,
 } from './sim-host.ts';
 export { createSimHostClient, type SimHostClient, type SimHostClientOptions } from './sim-host-client.ts';
+export { type MigrationLimits as EngineMigrationLimits, type PreCopyEngine, type PreCopyStep, closedFormPreCopy, createPreCopy, defaultMigrationLimits, simulateMigration } from './sim/migration.ts';

@@ -33,12 +33,24 @@ export type MemorySettings =
 
 /** Simulated guest behaviour; ignored by real drivers. */
 export interface WorkloadProfile {
-  /** CPU demand as a percentage of the partition's vCPUs' capacity (0–100). */
+  /** CPU demand when busy, as a percentage of the partition's vCPUs' capacity (0–100). */
   readonly cpuDemandPct: number;
+  /**
+   * constant: always cpuDemandPct. periodic: cpuDemandPct for the first cpuDutyPct % of every
+   * cpuPeriodMs, cpuLowPct for the rest. bursty: alternating busy/idle spells whose lengths are
+   * drawn from the host's seeded random source (exponential, mean busy = cpuDutyPct % of
+   * cpuPeriodMs, mean idle = the rest).
+   */
+  readonly cpuPattern: 'constant' | 'periodic' | 'bursty';
+  readonly cpuLowPct: number;
+  readonly cpuPeriodMs: number;
+  readonly cpuDutyPct: number;
   /** Committed memory the guest wants. */
   readonly memoryDemandMiB: number;
   /** Rate at which the guest dirties distinct memory pages (for live migration). */
   readonly dirtyMiBps: number;
+  /** Writable working set that bounds the dirty set; null = unbounded (a sequential writer). */
+  readonly workingSetMiB: number | null;
 }
 
 export interface PartitionConfig {
@@ -65,6 +77,10 @@ export interface PartitionStatus {
   readonly startedAtMs: number;
 }
 
+/**
+ * What a partition used. The CPU figures are measured by the quantum scheduler over the last tick
+ * (zero until the first tick after the partition started); the memory figures are current.
+ */
 export interface PartitionUsage {
   readonly partitionId: string;
   readonly incarnation: number;
@@ -72,8 +88,21 @@ export interface PartitionUsage {
   readonly cpuPct: number;
   /** CPU used, in logical processors (cpuPct/100 × vcpus). */
   readonly cpuLp: number;
-  /** Time vCPUs were ready to run but waited for an LP, ms per second of wall/virtual time. */
+  /** Time a vCPU (on average over the partition's vCPUs) was ready to run but not running, ms per second. */
   readonly cpuWaitMsPerS: number;
+  /** CPU the guest wanted (its workload's average demand), as a percentage of its vCPUs' capacity. */
+  readonly cpuDemandPct: number;
+  /** The weighted water-filling entitlement for that demand (hypervisor-models.md §1.9), in LPs. */
+  readonly cpuEntitlementLp: number;
+  /** Dispatches of the partition's vCPUs onto LPs, per second (all vCPUs together). */
+  readonly dispatchesPerS: number;
+  /** Ready time per dispatch, ms: Hyper-V's "CPU Wait Time Per Dispatch" (hypervisor-models.md §1.4). */
+  readonly cpuWaitMsPerDispatch: number;
+  /**
+   * A throttle in force (auto-converge during migration): % of vCPU time taken away, as QEMU's
+   * cpu-throttle-percentage, so the effective limit is min(limit, 100 − throttle); null = none.
+   */
+  readonly throttlePct: number | null;
   readonly memoryAssignedMiB: number;
   readonly memoryDemandMiB: number;
   /** 100 × demand ÷ assigned. */
@@ -83,6 +112,8 @@ export interface PartitionUsage {
 
 export interface HostUsage {
   readonly logicalProcessors: number;
+  /** CPU the parent (root) partition uses, in LPs; partitions share what is left. */
+  readonly parentCpuLp: number;
   readonly memoryMiB: number;
   readonly parentReserveMiB: number;
   readonly memoryAvailableMiB: number;

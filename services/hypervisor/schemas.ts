@@ -12,6 +12,7 @@ import type {
   MemorySettings,
   PartitionConfig,
   PartitionStatus,
+  PartitionUsage,
   ProcessorSettings,
   WorkloadProfile,
 } from './port.ts';
@@ -44,7 +45,16 @@ export const MemorySettingsSchema = Type.Union([
 ]);
 
 export const WorkloadProfileSchema = Type.Object(
-  { cpuDemandPct: Type.Number(), memoryDemandMiB: Type.Number(), dirtyMiBps: Type.Number() },
+  {
+    cpuDemandPct: Type.Number(),
+    cpuPattern: Type.Union([Type.Literal('constant'), Type.Literal('periodic'), Type.Literal('bursty')]),
+    cpuLowPct: Type.Number(),
+    cpuPeriodMs: Type.Number(),
+    cpuDutyPct: Type.Number(),
+    memoryDemandMiB: Type.Number(),
+    dirtyMiBps: Type.Number(),
+    workingSetMiB: Type.Union([Type.Number(), Type.Null()]),
+  },
   closed,
 );
 
@@ -81,6 +91,11 @@ export const PartitionUsageSchema = Type.Object(
     cpuPct: Type.Number(),
     cpuLp: Type.Number(),
     cpuWaitMsPerS: Type.Number(),
+    cpuDemandPct: Type.Number(),
+    cpuEntitlementLp: Type.Number(),
+    dispatchesPerS: Type.Number(),
+    cpuWaitMsPerDispatch: Type.Number(),
+    throttlePct: Type.Union([Type.Number(), Type.Null()]),
     memoryAssignedMiB: Type.Number(),
     memoryDemandMiB: Type.Number(),
     memoryPressurePct: Type.Number(),
@@ -92,6 +107,7 @@ export const PartitionUsageSchema = Type.Object(
 export const HostUsageSchema = Type.Object(
   {
     logicalProcessors: Type.Integer(),
+    parentCpuLp: Type.Number(),
     memoryMiB: Type.Number(),
     parentReserveMiB: Type.Number(),
     memoryAvailableMiB: Type.Number(),
@@ -161,6 +177,10 @@ export const ProcessorBodySchema = Type.Object(
   closed,
 );
 export const MemoryBodySchema = Type.Object({ incarnation: IncarnationSchema, memory: MemorySettingsSchema }, closed);
+export const ThrottleBodySchema = Type.Object(
+  { incarnation: IncarnationSchema, throttlePct: Type.Union([Type.Number(), Type.Null()]) },
+  closed,
+);
 export const WorkloadBodySchema = Type.Object(
   { workload: Type.Union([WorkloadProfileSchema, Type.Null()]) },
   closed,
@@ -182,6 +202,7 @@ export type SchemaMatchesPort = [
   AssertTrue<Same<Static<typeof WorkloadProfileSchema>, WorkloadProfile>>,
   AssertTrue<Same<Static<typeof PartitionConfigSchema>, PartitionConfig>>,
   AssertTrue<Same<Static<typeof PartitionStatusSchema>, PartitionStatus>>,
+  AssertTrue<Same<Static<typeof PartitionUsageSchema>, PartitionUsage>>,
   AssertTrue<Same<Static<typeof HostUsageSchema>, HostUsage>>,
   AssertTrue<Same<Static<typeof HostInfoSchema>, HostInfo>>,
   AssertTrue<Same<Static<typeof ObservationSchema>, Observation>>,

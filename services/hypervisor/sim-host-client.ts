@@ -47,6 +47,8 @@ export interface SimHostClient extends Hypervisor {
   shutdownFromGuest(partitionId: string): Promise<void>;
   /** Replaces the running partition's simulated guest behaviour (null = defaults). */
   setWorkload(partitionId: string, workload: WorkloadProfile | null): Promise<void>;
+  /** Takes throttlePct % of that incarnation's vCPU time away (auto-converge); null lifts it. */
+  setThrottle(partitionId: string, incarnation: number, throttlePct: number | null): Promise<void>;
 }
 
 export const defaultRequestTimeoutMs = 10_000;
@@ -179,6 +181,9 @@ export function createSimHostClient(options: SimHostClientOptions): SimHostClien
     },
     setWorkload: async (partitionId: string, workload: WorkloadProfile | null): Promise<void> => {
       await call('PUT', partitionPath(partitionId, 'workload'), { workload }, null);
+    },
+    setThrottle: async (partitionId: string, incarnation: number, throttlePct: number | null): Promise<void> => {
+      await call('PUT', partitionPath(partitionId, 'throttle'), { incarnation, throttlePct }, null);
     },
   };
 }

@@ -27,8 +27,10 @@ import {
   PartitionParamsSchema,
   PartitionStatusSchema,
   ProcessorBodySchema,
+  ThrottleBodySchema,
   WorkloadBodySchema,
 } from './schemas.ts';
+import type { HostLimitsPreset } from './sim/limits.ts';
 import { createSimHypervisor, type SimHypervisor } from './sim/sim-hypervisor.ts';
 import { createSeededRandom } from './sim/random.ts';
 
@@ -47,6 +49,10 @@ export interface SimHostOptions {
   readonly workloadJitterPct?: number;
   /** Structured request logs (fastify/pino) on stdout; off by default. */
   readonly logger?: boolean;
+  /** Host scale limits checked at start (default 'modern'; 'r2' = Hyper-V 2008 R2). */
+  readonly limitsPreset?: HostLimitsPreset;
+  /** CPU the parent partition uses, in LPs (default 0). */
+  readonly parentCpuLp?: number;
 }
 
 /** What sim-host.json holds: how to reach this machine and which boot it is. */
@@ -58,6 +64,8 @@ export interface SimHostDescriptor {
   readonly logicalProcessors: number;
   readonly memoryMiB: number;
   readonly parentReserveMiB: number;
+  readonly parentCpuLp: number;
+  readonly limitsPreset: HostLimitsPreset;
   readonly seed: number;
 }
 
@@ -108,6 +116,8 @@ export async function runSimHost(options: SimHostOptions): Promise<SimHostHandle
     random: createSeededRandom(seed),
     bootId,
     workloadJitterPct: options.workloadJitterPct ?? 0,
+    parentCpuLp: options.parentCpuLp ?? 0,
+    limitsPreset: options.limitsPreset ?? 'modern',
   });
 
   await mkdir(options.dataDir, { recursive: true });
@@ -132,6 +142,8 @@ export async function runSimHost(options: SimHostOptions): Promise<SimHostHandle
     logicalProcessors: options.logicalProcessors,
     memoryMiB: options.memoryMiB,
     parentReserveMiB: options.parentReserveMiB,
+    parentCpuLp: options.parentCpuLp ?? 0,
+    limitsPreset: options.limitsPreset ?? 'modern',
     seed,
   };
   try {
@@ -315,6 +327,15 @@ export function buildSimHostApp(hypervisor: SimHypervisor, options: { logger: bo
     { schema: { params, body: WorkloadBodySchema, response: { 204: Type.Null(), ...errorResponses } } },
     async (request, reply) => {
       hypervisor.setWorkload(request.params.id, request.body.workload);
+      return reply.status(204).send(null);
+    },
+  );
+  // Throttling hook (auto-converge): takes throttlePct % of that incarnation's vCPU time away; null lifts it.
+  app.put(
+    '/partitions/:id/throttle',
+    { schema: { params, body: ThrottleBodySchema, response: { 204: Type.Null(), ...errorResponses } } },
+    async (request, reply) => {
+      await hypervisor.setThrottle(request.params.id, request.body.incarnation, request.body.throttlePct);
       return reply.status(204).send(null);
     },
   );

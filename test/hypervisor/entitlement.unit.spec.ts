@@ -78,6 +78,69 @@ describe('computeEntitlements: the test vectors of hypervisor-models.md §1.9 (c
   });
 });
 
+describe('computeEntitlements: hand-computed cases', () => {
+  it.each([
+    [
+      // Σ u = 4 + 2 + 4 = 10 > 8. B hits its limit (300λ > 2), A and C split the other 6 by weight:
+      // 100λ = 3 each, above A's floor of 2. The idle D (weight 10000) takes nothing.
+      '8 LP: a reserve 50 %, b limit 50 % w300, c plain, d idle w10000 → 3 / 2 / 3 / 0',
+      8,
+      [
+        { id: 'a', vcpus: 4, reservePct: 50 },
+        { id: 'b', vcpus: 4, limitPct: 50, weight: 300 },
+        { id: 'c', vcpus: 4 },
+        { id: 'd', vcpus: 4, weight: 10_000, demandLp: 0 },
+      ],
+      [3, 2, 3, 0],
+    ],
+    [
+      // A's floor 3 binds (100λ = 1/9 < 3); B takes what is left: 1.
+      '4 LP: a reserve 75 % w100, b w900 → 3 / 1',
+      4,
+      [
+        { id: 'a', vcpus: 4, reservePct: 75 },
+        { id: 'b', vcpus: 4, weight: 900 },
+      ],
+      [3, 1],
+    ],
+    [
+      // A reserve above demand holds nothing: A wants 0.5 and gets it (f = min(R, u) = 0.5); B and C
+      // share 3.5 at 1:2, but C is limited to 25 % of 4 = 1, so B gets 2.5.
+      '4 LP: a reserve 100 % demand 0.5, b w100, c w200 limit 25 % → 0.5 / 2.5 / 1',
+      4,
+      [
+        { id: 'a', vcpus: 2, reservePct: 100, demandLp: 0.5 },
+        { id: 'b', vcpus: 4 },
+        { id: 'c', vcpus: 4, weight: 200, limitPct: 25 },
+      ],
+      [0.5, 2.5, 1],
+    ],
+    [
+      // Three equal weights, one demand-limited to 0.3: the other two split 1.7 → 0.85 each.
+      '2 LP: three 1-vCPU partitions, one wanting 0.3 → 0.3 / 0.85 / 0.85',
+      2,
+      [
+        { id: 'a', vcpus: 1, demandLp: 0.3 },
+        { id: 'b', vcpus: 1 },
+        { id: 'c', vcpus: 1 },
+      ],
+      [0.3, 0.85, 0.85],
+    ],
+    [
+      // Weights 1 : 3 over 1 LP with both reserving 10 %: 0.25 / 0.75, both above their floors.
+      '1 LP: reserves 10 % each, weights 1 / 3 → 0.25 / 0.75',
+      1,
+      [
+        { id: 'a', vcpus: 1, reservePct: 10, weight: 1 },
+        { id: 'b', vcpus: 1, reservePct: 10, weight: 3 },
+      ],
+      [0.25, 0.75],
+    ],
+  ] as [string, number, VmSpec[], number[]][])('%s', (_name, capacityLp, vms, expected) => {
+    expectClose(entitle(capacityLp, vms), expected);
+  });
+});
+
 describe('computeEntitlements: edge cases', () => {
   it('returns an empty map for no demands', () => {
     expect(computeEntitlements(4, []).size).toBe(0);

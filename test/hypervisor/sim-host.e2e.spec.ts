@@ -5,6 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSimHostClient, HypervisorError, type PartitionConfig } from '../../services/hypervisor/index.ts';
+import { profile } from './fixtures/profile.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** tsx compiles on first start; generous, but bounded. */
@@ -69,7 +70,7 @@ const config: PartitionConfig = {
   vcpus: 2,
   processor: { reservePct: 0, limitPct: 100, weight: 100 },
   memory: { mode: 'static', startupMiB: 2048 },
-  workload: { cpuDemandPct: 50, memoryDemandMiB: 1500, dirtyMiBps: 10 },
+  workload: profile({ cpuDemandPct: 50, memoryDemandMiB: 1500, dirtyMiBps: 10 }),
 };
 
 describe('sim-host as a real process', () => {

@@ -12,6 +12,7 @@ import {
   type SimHostClient,
   type SimHostHandle,
 } from '../../services/hypervisor/index.ts';
+import { profile } from './fixtures/profile.ts';
 
 function config(partitionId: string, overrides: Partial<PartitionConfig> = {}): PartitionConfig {
   return {
@@ -99,6 +100,8 @@ describe('sim-host over its Unix socket', () => {
       logicalProcessors: 4,
       memoryMiB: 8192,
       parentReserveMiB: 1024,
+      parentCpuLp: 0,
+      limitsPreset: 'modern',
       seed: host.descriptor.seed,
     });
     expect(await client.info()).toEqual({
@@ -122,11 +125,25 @@ describe('sim-host over its Unix socket', () => {
     expect((await client.setProcessor('web-1', 1, processor)).processor).toEqual(processor);
     expect((await client.setMemory('web-1', 1, { mode: 'static', startupMiB: 2048 })).memoryAssignedMiB).toBe(2048);
 
+    // CPU figures are measured per tick (every 20 ms here): wait for one after the new limit.
+    await waitFor(async () => (await client.usage()).partitions[0]?.cpuEntitlementLp === 1, 5000);
+    await waitFor(async () => (await client.usage()).partitions[0]?.cpuLp === 1, 5000);
     const usage = await client.usage();
-    expect(usage).toMatchObject({ memoryCommittedMiB: 2048, memoryAvailableMiB: 5120, cpuUsedLp: 1 });
+    expect(usage).toMatchObject({ memoryCommittedMiB: 2048, memoryAvailableMiB: 5120, cpuUsedLp: 1, parentCpuLp: 0 });
     expect(usage.partitions).toEqual([
-      expect.objectContaining({ partitionId: 'web-1', cpuLp: 1, cpuPct: 50, cpuWaitMsPerS: 500 }),
+      expect.objectContaining({
+        partitionId: 'web-1',
+        cpuLp: 1,
+        cpuPct: 50,
+        cpuWaitMsPerS: 500,
+        cpuDemandPct: 100,
+        cpuEntitlementLp: 1,
+        throttlePct: null,
+      }),
     ]);
+    // Capped at 50 % per vCPU: each vCPU runs 5 ms of every 10 ms quantum and waits the other 5.
+    expect(usage.partitions[0]?.cpuWaitMsPerDispatch).toBeCloseTo(5, 9);
+    expect(usage.partitions[0]?.dispatchesPerS).toBeCloseTo(200, 9);
 
     await client.save('web-1', 1);
     expect(await client.list()).toEqual([]);
@@ -183,16 +200,34 @@ describe('sim-host over its Unix socket', () => {
     await client.start(
       config('d', {
         memory: { mode: 'dynamic', startupMiB: 1024, minMiB: 512, maxMiB: 4096, bufferPct: 20, weight: 5000 },
-        workload: { cpuDemandPct: 25, memoryDemandMiB: 1500, dirtyMiBps: 0 },
+        workload: profile({ cpuDemandPct: 25, memoryDemandMiB: 1500, dirtyMiBps: 0 }),
       }),
     );
-    await waitFor(async () => (await client.list())[0]?.memoryAssignedMiB === 1920, 5000);
-    await client.setWorkload('d', { cpuDemandPct: 25, memoryDemandMiB: 100, dirtyMiBps: 0 });
+    // 1500 MiB × 1.2 = 1800 MiB, reached at the next balancer pass (once a second).
+    await waitFor(async () => (await client.list())[0]?.memoryAssignedMiB === 1800, 5000);
+    await client.setWorkload('d', profile({ cpuDemandPct: 25, memoryDemandMiB: 100, dirtyMiBps: 0 }));
     await waitFor(async () => (await client.list())[0]?.memoryAssignedMiB === 512, 5000);
     const usage = await client.usage();
     expect(usage.partitions[0]).toMatchObject({ cpuLp: 0.5, memoryBalloonedMiB: 1408 });
     const accounting = host.hypervisor.accounting()[0];
     expect(accounting?.cpuTimeLpMs).toBeGreaterThan(0);
+  });
+
+  it('throttles a partition over HTTP (auto-converge hook) and lifts the throttle', async () => {
+    await client.start(config('t', { incarnation: 3 }));
+    await client.setThrottle('t', 3, 40);
+    await waitFor(async () => (await client.usage()).partitions[0]?.cpuLp === 1.2, 5000);
+    expect((await client.usage()).partitions[0]).toMatchObject({ throttlePct: 40, cpuPct: 60, cpuEntitlementLp: 1.2 });
+    await client.setThrottle('t', 3, null);
+    await waitFor(async () => (await client.usage()).partitions[0]?.cpuLp === 2, 5000);
+    expect((await client.usage()).partitions[0]?.throttlePct).toBeNull();
+
+    expect((await rejection(client.setThrottle('t', 2, 10))).code).toBe('not-found');
+    const outOfRange = await rejection(client.setThrottle('t', 3, 101));
+    expect(outOfRange.code).toBe('invalid-config');
+    expect(outOfRange.message).toMatch(/throttlePct/);
+    const wrongType = await raw(host.socketPath, 'PUT', '/partitions/t/throttle', JSON.stringify({ incarnation: 3, throttlePct: '5' }));
+    expect(wrongType.status).toBe(400);
   });
 
   it('answers bad input with a 4xx JSON problem, never a 500', async () => {
@@ -240,6 +275,7 @@ describe('sim-host over its Unix socket', () => {
       ['PUT', '/partitions/p/processor'],
       ['PUT', '/partitions/p/memory'],
       ['PUT', '/partitions/p/workload'],
+      ['PUT', '/partitions/p/throttle'],
       ['POST', '/partitions/p/crash'],
     ];
     await client.start(config('p'));
@@ -282,11 +318,42 @@ describe('sim-host start-up', () => {
     }
   });
 
+  it('enforces the host limits preset it was started with', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'vcp-sh-'));
+    try {
+      const host = await runSimHost({
+        hostId: 'r2',
+        logicalProcessors: 8,
+        memoryMiB: 8192,
+        parentReserveMiB: 1024,
+        parentCpuLp: 0.5,
+        limitsPreset: 'r2',
+        dataDir,
+      });
+      try {
+        expect(host.descriptor).toMatchObject({ limitsPreset: 'r2', parentCpuLp: 0.5 });
+        const client = createSimHostClient({ socketPath: host.socketPath });
+        const error = await rejection(client.start(config('wide', { vcpus: 5 })));
+        expect(error.code).toBe('invalid-config');
+        expect(error.message).toMatch(/vcpusPerPartitionMax/);
+        expect((await client.usage()).parentCpuLp).toBe(0.5);
+      } finally {
+        await host.close();
+      }
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses options it cannot honour', async () => {
     const common = { hostId: 'h', logicalProcessors: 2, memoryMiB: 2048, parentReserveMiB: 256 };
     await expect(runSimHost({ ...common, dataDir: `/tmp/${'d'.repeat(120)}` })).rejects.toThrow(/too long for a Unix socket/);
     await expect(runSimHost({ ...common, dataDir: '/tmp/x', tickMs: 0 })).rejects.toThrow(/tickMs/);
     await expect(runSimHost({ ...common, dataDir: '/tmp/x', parentReserveMiB: 4096 })).rejects.toThrow(/parentReserveMiB/);
+    await expect(runSimHost({ ...common, dataDir: '/tmp/x', parentCpuLp: 2 })).rejects.toThrow(/parentCpuLp/);
+    await expect(runSimHost({ ...common, dataDir: '/tmp/x', logicalProcessors: 65, limitsPreset: 'r2' })).rejects.toThrow(
+      /logicalProcessorsMax/,
+    );
   });
 });
 

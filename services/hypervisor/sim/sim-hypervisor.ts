@@ -18,8 +18,22 @@
  * - save takes the partition off the host and keeps its state; start of the same incarnation
  *   restores it (same startedAtMs, same memory), stop/turnOff of that incarnation discards it.
  *
- * Usage model (../shared/reference/hypervisor-models.md §1.9, §2.2–2.3): CPU by weighted
- * water-filling (./entitlement.ts), Dynamic Memory by the balancer in ./memory.ts, run once per tick.
+ * Time: tick(elapsedMs) advances virtual time in quanta (default 10 ms): each quantum the workloads
+ * offer their CPU demand (./workload.ts) and the quantum scheduler (./scheduler.ts) dispatches vCPUs
+ * onto LPs, honouring reserve, limit (lowered by any throttle, setThrottle) and weight; every
+ * memoryBalancerPeriodMs (1 s) of virtual time the Dynamic Memory balancer (./memory.ts) runs. Time
+ * not worth a whole quantum is carried to the next tick. A tick does bounded work: beyond
+ * quantaPerTickMax quanta (60 s), the older part of the interval is fast-forwarded with the fluid
+ * model instead (entitlements from ./entitlement.ts, no dispatches), so a stalled sim-host process
+ * cannot make one tick run for minutes.
+ *
+ * Usage (hypervisor-models.md §1.4, §1.9, §2.2–2.3): usage() returns the CPU figures the scheduler
+ * measured over the last tick (cheap: nothing is computed on the call) with the memory figures as
+ * they are now; cpuEntitlementLp is the water-filling figure for the tick's average demands, the
+ * reference the measured cpuLp converges to.
+ *
+ * Host limits (§1.3): vCPUs per partition, partitions and vCPUs per host and the vCPU:LP ratio are
+ * checked at start, per the limitsPreset ('modern' by default, or 'r2': Hyper-V 2008 R2).
  */
 import {
   type HostInfo,
@@ -35,8 +49,17 @@ import {
   type WorkloadProfile,
 } from '../port.ts';
 import { computeEntitlements, type EntitlementDemand } from './entitlement.ts';
+import { type HostLimits, type HostLimitsPreset, hostLimitsPresets, isHostLimitsPreset } from './limits.ts';
 import { assignedMiBOf, compareIds, computeMemoryGoals, type DynamicMemoryState, moveToGoal } from './memory.ts';
 import type { RandomSource } from './random.ts';
+import {
+  createQuantumScheduler,
+  defaultCapPeriodMs,
+  defaultQuantumMs,
+  dropPendingWork,
+  partitionCounters,
+  type SchedulerPartition,
+} from './scheduler.ts';
 import {
   validateIncarnation,
   validateMemory,
@@ -44,8 +67,10 @@ import {
   validatePartitionId,
   validateProcessor,
   validateReason,
+  validateThrottle,
   validateWorkload,
 } from './validate.ts';
+import { type BurstState, cpuDemandOver } from './workload.ts';
 
 export interface Clock {
   nowMs(): number;
@@ -76,6 +101,24 @@ export interface SimHypervisorOptions {
    * (0–100, default 0 = demands exactly as configured). Drawn from `random`, so runs replay.
    */
   readonly workloadJitterPct?: number;
+  /** CPU the parent (root) partition uses, in LPs (default 0); partitions share the rest. */
+  readonly parentCpuLp?: number;
+  /** Host scale limits checked at start (default 'modern'; 'r2' = Hyper-V 2008 R2, §1.3). */
+  readonly limitsPreset?: HostLimitsPreset;
+  /** Scheduler time slice (default 10 ms). */
+  readonly quantumMs?: number;
+  /** Period over which CPU caps are enforced, a whole number of quanta (default one quantum). */
+  readonly capPeriodMs?: number;
+}
+
+/** Cumulative counters of one vCPU, measured by the quantum scheduler. */
+export interface VcpuAccounting {
+  readonly runTimeMs: number;
+  /** Time it had work but no LP (contention, or parked at its cap). */
+  readonly waitTimeMs: number;
+  readonly dispatches: number;
+  /** waitTimeMs ÷ dispatches (0 before the first dispatch). */
+  readonly waitMsPerDispatch: number;
 }
 
 /** Cumulative CPU accounting of one running incarnation, advanced by tick(). */
@@ -86,10 +129,17 @@ export interface PartitionAccounting {
   readonly cpuTimeLpMs: number;
   /** Time an average vCPU was ready to run but got no LP, in milliseconds. */
   readonly cpuWaitMs: number;
+  /** Dispatches of all its vCPUs. */
+  readonly dispatches: number;
+  readonly vcpus: readonly VcpuAccounting[];
 }
 
 export interface SimHypervisor extends Hypervisor {
-  /** Advances the internal accounting by elapsedMs: CPU time, workload noise, one memory-balancer pass. */
+  /**
+   * Advances virtual time by elapsedMs: the quantum scheduler runs over it (whole quanta; the rest
+   * is carried to the next tick), the memory balancer runs every memoryBalancerPeriodMs, workload
+   * noise is drawn once per tick, and usage() then reports this tick's measurements.
+   */
   tick(elapsedMs: number): void;
   /** Simulates a guest crash of whatever incarnation runs now; it is gone from the host afterwards. */
   crashPartition(partitionId: string, reason: string): void;
@@ -97,6 +147,14 @@ export interface SimHypervisor extends Hypervisor {
   shutdownFromGuest(partitionId: string): void;
   /** Replaces the simulated guest behaviour of the running partition (null = the defaults). */
   setWorkload(partitionId: string, workload: WorkloadProfile | null): void;
+  /**
+   * Throttling hook (auto-converge during migration): takes throttlePct % of every vCPU's time
+   * away, as QEMU's cpu-throttle-percentage does, so the effective limit becomes
+   * min(limitPct, 100 − throttlePct); null lifts the throttle. Needs that exact incarnation running
+   * ('not-found' otherwise); a throttle lasts until lifted or until the incarnation leaves the host
+   * (a save drops it).
+   */
+  setThrottle(partitionId: string, incarnation: number, throttlePct: number | null): Promise<void>;
   /** Returns, oldest first, and forgets what happened on its own since the last call. */
   drainObservations(): Observation[];
   /**
@@ -111,9 +169,21 @@ export interface SimHypervisor extends Hypervisor {
 /** Observations kept until drained; beyond it the oldest are dropped (and counted, see lostObservationCount). */
 export const observationCountMax = 10_000;
 /** Logical processors per host: Windows Server 2025's limit (hypervisor-models.md §1.3). */
-export const logicalProcessorsMax = 2048;
-/** CPU demand of a partition without a workload profile: a busy guest. */
-const defaultCpuDemandPct = 100;
+export const logicalProcessorsMax = hostLimitsPresets.modern.logicalProcessorsMax;
+/** The Dynamic Memory balancer re-evaluates about once per second (hypervisor-models.md §2.2). */
+export const memoryBalancerPeriodMs = 1000;
+/** Most quanta one tick simulates one by one; older time in a longer tick is fast-forwarded. */
+export const quantaPerTickMax = 6000;
+/** A partition without a workload profile: a busy guest that wants its startup memory. */
+const defaultWorkload = {
+  cpuDemandPct: 100,
+  cpuPattern: 'constant',
+  cpuLowPct: 0,
+  cpuPeriodMs: 10_000,
+  cpuDutyPct: 100,
+  dirtyMiBps: 0,
+  workingSetMiB: null,
+} as const satisfies Omit<WorkloadProfile, 'memoryDemandMiB'>;
 
 interface PartitionRecord {
   readonly partitionId: string;
@@ -125,38 +195,87 @@ interface PartitionRecord {
   memory: MemorySettings;
   memoryState: DynamicMemoryState;
   workload: WorkloadProfile | null;
-  /** Demands in effect now: the workload's nominal values plus this tick's noise. */
-  cpuDemandPct: number;
+  /** Virtual time the workload was set (the phase of a periodic pattern). */
+  workloadOriginMs: number;
+  burst: BurstState | null;
+  throttlePct: number | null;
+  /** This tick's noise factors (1 without jitter). */
+  cpuNoise: number;
+  /** Memory demand in effect now: the workload's nominal value plus this tick's noise. */
   memoryDemandMiB: number;
-  cpuTimeLpMs: number;
-  cpuWaitMs: number;
+  readonly scheduler: SchedulerPartition;
+  /** Σ demand% × ms over the quanta of this tick, for the average demand. */
+  demandPctMs: number;
+  /** Counters when this tick started. */
+  tickStart: { runTimeMs: number; waitTimeMs: number; dispatches: number };
+  sample: CpuSample;
 }
 
 interface SavedRecord {
   readonly incarnation: number;
   readonly startedAtMs: number;
   readonly memoryState: DynamicMemoryState;
-  readonly cpuTimeLpMs: number;
-  readonly cpuWaitMs: number;
+  readonly vcpus: readonly VcpuAccounting[];
 }
 
+/** What usage() reports about a partition's CPU: measured over the last tick. */
 interface CpuSample {
   readonly cpuLp: number;
   readonly cpuWaitMsPerS: number;
+  readonly cpuDemandPct: number;
+  readonly cpuEntitlementLp: number;
+  readonly dispatchesPerS: number;
+  readonly cpuWaitMsPerDispatch: number;
 }
+
+const noCpuSample: CpuSample = {
+  cpuLp: 0,
+  cpuWaitMsPerS: 0,
+  cpuDemandPct: 0,
+  cpuEntitlementLp: 0,
+  dispatchesPerS: 0,
+  cpuWaitMsPerDispatch: 0,
+};
 
 export function createSimHypervisor(options: SimHypervisorOptions): SimHypervisor {
   assertHostOptions(options);
   const { hostId, logicalProcessors, memoryMiB, parentReserveMiB, clock, random, bootId } = options;
   const jitterPct = options.workloadJitterPct ?? 0;
+  const parentCpuLp = options.parentCpuLp ?? 0;
+  const limitsPreset = options.limitsPreset ?? 'modern';
+  const limits: HostLimits = hostLimitsPresets[limitsPreset];
   const guestPoolMiB = memoryMiB - parentReserveMiB;
+  const scheduler = createQuantumScheduler({
+    logicalProcessors,
+    parentCpuLp,
+    quantumMs: options.quantumMs ?? defaultQuantumMs,
+    capPeriodMs: options.capPeriodMs ?? options.quantumMs ?? defaultCapPeriodMs,
+  });
+  const { quantumMs, capacityLp } = scheduler;
   const running = new Map<string, PartitionRecord>();
   const saved = new Map<string, SavedRecord>();
   let observations: Observation[] = [];
   let lostObservationCount = 0;
+  /** Virtual time of the next quantum's start. */
+  let virtualMs = clock.nowMs();
+  /** Elapsed time not yet simulated (less than a quantum). */
+  let carriedMs = 0;
+  let sinceBalanceMs = 0;
+  let sorted: PartitionRecord[] | null = null;
 
-  const sortedRecords = (): PartitionRecord[] =>
-    [...running.values()].sort((a, b) => compareIds(a.partitionId, b.partitionId));
+  /** Running and paused partitions in id order (cached: membership changes rarely, quanta are many). */
+  const sortedRecords = (): PartitionRecord[] => {
+    sorted ??= [...running.values()].sort((a, b) => compareIds(a.partitionId, b.partitionId));
+    return sorted;
+  };
+  const addRecord = (record: PartitionRecord): void => {
+    running.set(record.partitionId, record);
+    sorted = null;
+  };
+  const deleteRecord = (partitionId: string): void => {
+    running.delete(partitionId);
+    sorted = null;
+  };
 
   const statusOf = (record: PartitionRecord): PartitionStatus => ({
     partitionId: record.partitionId,
@@ -202,9 +321,20 @@ export function createSimHypervisor(options: SimHypervisorOptions): SimHyperviso
     return record;
   };
 
-  const resetDemands = (record: PartitionRecord): void => {
-    record.cpuDemandPct = record.workload?.cpuDemandPct ?? defaultCpuDemandPct;
-    record.memoryDemandMiB = record.workload?.memoryDemandMiB ?? record.memory.startupMiB;
+  const workloadOf = (record: PartitionRecord): WorkloadProfile =>
+    record.workload ?? { ...defaultWorkload, memoryDemandMiB: record.memory.startupMiB };
+
+  /** The scheduler settings from the processor settings, the throttle and the state. */
+  const applyProcessor = (record: PartitionRecord): void => {
+    const p = record.scheduler;
+    const capPct = Math.min(record.processor.limitPct, 100 - (record.throttlePct ?? 0));
+    p.weight = record.processor.weight;
+    p.capShare = capPct / 100;
+    p.reserveShare = Math.min(record.processor.reservePct, capPct) / 100;
+    if (record.state === 'Paused') {
+      p.demandShare = 0;
+      dropPendingWork(p);
+    }
   };
 
   const observe = (observation: Observation): void => {
@@ -215,36 +345,41 @@ export function createSimHypervisor(options: SimHypervisorOptions): SimHyperviso
     observations.push(observation);
   };
 
-  /** CPU per running partition now, from the demands currently in effect. */
-  const sampleCpu = (): Map<string, CpuSample> => {
-    const records = sortedRecords();
-    const demands: EntitlementDemand[] = records.map((record) => {
-      const demandPct = record.state === 'Paused' ? 0 : record.cpuDemandPct;
-      const ceilingLp = (Math.min(record.processor.limitPct, demandPct) / 100) * record.vcpus;
-      return {
-        id: record.partitionId,
-        weight: record.processor.weight,
-        floorLp: Math.min((record.processor.reservePct / 100) * record.vcpus, ceilingLp),
-        ceilingLp,
-      };
-    });
-    const entitlements = computeEntitlements(logicalProcessors, demands);
-    const samples = new Map<string, CpuSample>();
-    for (const record of records) {
-      const cpuLp = entitlements.get(record.partitionId) ?? 0;
-      const wantedLp = record.state === 'Paused' ? 0 : (record.cpuDemandPct / 100) * record.vcpus;
-      // Approximation: the shortfall (wanted − got) spread evenly over the vCPUs, as a fraction of each
-      // second, is the time a vCPU was ready but not running. It includes time withheld by the
-      // partition's own limit (Hyper-V counts capped VPs as waiting too). A quantum scheduler would
-      // add dispatch latency even without a shortfall; that comes with the scheduler model.
-      const cpuWaitMsPerS = (Math.max(0, wantedLp - cpuLp) / record.vcpus) * 1000;
-      samples.set(record.partitionId, { cpuLp, cpuWaitMsPerS });
-    }
-    return samples;
-  };
-
   /** nominal × (1 ± jitter), uniformly; only called when jitterPct > 0 so a quiet sim draws nothing. */
-  const noisy = (nominal: number): number => nominal * (1 + (jitterPct / 100) * (2 * random.nextFloat() - 1));
+  const noise = (): number => 1 + (jitterPct / 100) * (2 * random.nextFloat() - 1);
+
+  /** Host-limit admission (§1.3) for a start of this config, with any older incarnation already off. */
+  const checkHostLimits = (config: PartitionConfig): void => {
+    const subject = `cannot start ${config.partitionId} incarnation ${config.incarnation}`;
+    let partitions = 1;
+    let vcpus = config.vcpus;
+    for (const record of running.values()) {
+      partitions += 1;
+      vcpus += record.vcpus;
+    }
+    if (partitions > limits.partitionsPerHostMax) {
+      throw new HypervisorError(
+        'invalid-config',
+        `${subject}: host ${hostId} would run ${partitions} partitions, above the ${limitsPreset} limit of ` +
+          `${limits.partitionsPerHostMax} running partitions per host (partitionsPerHostMax)`,
+      );
+    }
+    if (vcpus > limits.vcpusPerHostMax) {
+      throw new HypervisorError(
+        'invalid-config',
+        `${subject}: host ${hostId} would run ${vcpus} vCPUs, above the ${limitsPreset} limit of ` +
+          `${limits.vcpusPerHostMax} vCPUs per host (vcpusPerHostMax)`,
+      );
+    }
+    const ratioMax = limits.vcpusPerLpRatioMax;
+    if (ratioMax > 0 && vcpus > ratioMax * logicalProcessors) {
+      throw new HypervisorError(
+        'invalid-config',
+        `${subject}: host ${hostId} would run ${vcpus} vCPUs on ${logicalProcessors} logical processors, above the ` +
+          `${limitsPreset} limit of ${ratioMax}:1 vCPUs per logical processor (vcpusPerLpRatioMax)`,
+      );
+    }
+  };
 
   const balanceMemory = (): void => {
     // Static partitions and paused guests (whose balloon drivers cannot respond) keep what they have.
@@ -278,13 +413,77 @@ export function createSimHypervisor(options: SimHypervisorOptions): SimHyperviso
     }
   };
 
+  /** One quantum: the workloads' demand over it, then the scheduler. */
+  const runQuantum = (records: readonly PartitionRecord[], partitions: readonly SchedulerPartition[]): void => {
+    const endMs = virtualMs + quantumMs;
+    for (const record of records) {
+      if (record.state !== 'Running') continue;
+      const demand = cpuDemandOver(workloadOf(record), record.workloadOriginMs, record.burst, virtualMs, endMs, random);
+      record.burst = demand.burst;
+      const demandPct = Math.min(100, Math.max(0, demand.demandPct * record.cpuNoise));
+      record.scheduler.demandShare = demandPct / 100;
+      record.demandPctMs += demandPct * quantumMs;
+    }
+    scheduler.runQuantum(partitions, virtualMs);
+    virtualMs = endMs;
+  };
+
+  /**
+   * The fluid model over skippedMs (a tick beyond quantaPerTickMax): each partition gets its
+   * entitlement for its average demand, spread evenly over its vCPUs; the shortfall is wait time.
+   */
+  const fastForward = (records: readonly PartitionRecord[], skippedMs: number): void => {
+    const fromMs = virtualMs;
+    const toMs = virtualMs + skippedMs;
+    const demands = new Map<string, number>();
+    for (const record of records) {
+      if (record.state !== 'Running') continue;
+      // Over a long stretch, bursty spells average out; a fresh state is drawn at its end.
+      const workload = workloadOf(record);
+      const demand = cpuDemandOver(workload, record.workloadOriginMs, null, fromMs, toMs, random);
+      record.burst = null;
+      const demandPct = Math.min(100, Math.max(0, demand.demandPct * record.cpuNoise));
+      demands.set(record.partitionId, demandPct);
+      record.demandPctMs += demandPct * skippedMs;
+    }
+    const entitlements = entitlementsFor(records, demands);
+    for (const record of records) {
+      const demandPct = demands.get(record.partitionId) ?? 0;
+      const gotLp = entitlements.get(record.partitionId) ?? 0;
+      const perVcpuRunMs = (gotLp / record.vcpus) * skippedMs;
+      const perVcpuWaitMs = Math.max(0, (demandPct / 100) * skippedMs - perVcpuRunMs);
+      for (const vcpu of record.scheduler.vcpus) {
+        vcpu.runTimeMs += perVcpuRunMs;
+        vcpu.waitTimeMs += perVcpuWaitMs;
+      }
+    }
+    virtualMs = toMs;
+  };
+
+  /** Water-filling entitlements (§1.9) for these CPU demands (% of each partition's vCPUs). */
+  const entitlementsFor = (records: readonly PartitionRecord[], demandPcts: ReadonlyMap<string, number>): Map<string, number> =>
+    computeEntitlements(
+      capacityLp,
+      records.map((record): EntitlementDemand => {
+        const demandPct = record.state === 'Paused' ? 0 : (demandPcts.get(record.partitionId) ?? 0);
+        const p = record.scheduler;
+        const ceilingLp = Math.min(p.capShare, demandPct / 100) * record.vcpus;
+        return {
+          id: record.partitionId,
+          weight: record.processor.weight,
+          floorLp: Math.min(p.reserveShare * record.vcpus, ceilingLp),
+          ceilingLp,
+        };
+      }),
+    );
+
   const hypervisor: SimHypervisor = {
     async info(): Promise<HostInfo> {
       return { hostId, logicalProcessors, memoryMiB, parentReserveMiB, bootId };
     },
 
     async start(config: PartitionConfig): Promise<PartitionStatus> {
-      validatePartitionConfig(config, logicalProcessors);
+      validatePartitionConfig(config, logicalProcessors, limits, limitsPreset);
       const { partitionId, incarnation } = config;
       const current = running.get(partitionId);
       if (current && current.incarnation === incarnation) return statusOf(current);
@@ -301,7 +500,8 @@ export function createSimHypervisor(options: SimHypervisorOptions): SimHyperviso
           `cannot start ${partitionId} incarnation ${incarnation}: newer incarnation ${savedRecord.incarnation} is saved on host ${hostId}`,
         );
       }
-      if (current) running.delete(partitionId);
+      if (current) deleteRecord(partitionId);
+      checkHostLimits(config);
 
       const restoring = savedRecord?.incarnation === incarnation ? savedRecord : null;
       const memoryState = restoring ? restoredMemory(restoring.memoryState, config.memory) : bootMemory(config.memory);
@@ -317,6 +517,16 @@ export function createSimHypervisor(options: SimHypervisorOptions): SimHyperviso
         );
       }
       if (savedRecord) saved.delete(partitionId);
+      const schedulerPartition = scheduler.createPartition(partitionId, config.vcpus);
+      // A restored guest keeps its counters (cumulative per incarnation).
+      restoring?.vcpus.forEach((counters, i) => {
+        const vcpu = schedulerPartition.vcpus[i];
+        if (!vcpu) return;
+        vcpu.runTimeMs = counters.runTimeMs;
+        vcpu.waitTimeMs = counters.waitTimeMs;
+        vcpu.dispatches = counters.dispatches;
+      });
+      const workload = config.workload ? { ...config.workload } : null;
       const record: PartitionRecord = {
         partitionId,
         incarnation,
@@ -326,14 +536,19 @@ export function createSimHypervisor(options: SimHypervisorOptions): SimHyperviso
         processor: { ...config.processor },
         memory: { ...config.memory },
         memoryState,
-        workload: config.workload ? { ...config.workload } : null,
-        cpuDemandPct: 0,
-        memoryDemandMiB: 0,
-        cpuTimeLpMs: restoring?.cpuTimeLpMs ?? 0,
-        cpuWaitMs: restoring?.cpuWaitMs ?? 0,
+        workload,
+        workloadOriginMs: virtualMs,
+        burst: null,
+        throttlePct: null,
+        cpuNoise: 1,
+        memoryDemandMiB: workload?.memoryDemandMiB ?? config.memory.startupMiB,
+        scheduler: schedulerPartition,
+        demandPctMs: 0,
+        tickStart: partitionCounters(schedulerPartition),
+        sample: noCpuSample,
       };
-      resetDemands(record);
-      running.set(partitionId, record);
+      applyProcessor(record);
+      addRecord(record);
       return statusOf(record);
     },
 
@@ -349,12 +564,14 @@ export function createSimHypervisor(options: SimHypervisorOptions): SimHyperviso
     async pause(partitionId: string, incarnation: number): Promise<PartitionStatus> {
       const record = requireIncarnation(partitionId, incarnation, 'pause');
       record.state = 'Paused';
+      applyProcessor(record);
       return statusOf(record);
     },
 
     async resume(partitionId: string, incarnation: number): Promise<PartitionStatus> {
       const record = requireIncarnation(partitionId, incarnation, 'resume');
       record.state = 'Running';
+      applyProcessor(record);
       return statusOf(record);
     },
 
@@ -363,13 +580,12 @@ export function createSimHypervisor(options: SimHypervisorOptions): SimHyperviso
       validateIncarnation(incarnation);
       if (saved.get(partitionId)?.incarnation === incarnation && running.get(partitionId) === undefined) return;
       const record = requireIncarnation(partitionId, incarnation, 'save');
-      running.delete(partitionId);
+      deleteRecord(partitionId);
       saved.set(partitionId, {
         incarnation,
         startedAtMs: record.startedAtMs,
         memoryState: record.memoryState,
-        cpuTimeLpMs: record.cpuTimeLpMs,
-        cpuWaitMs: record.cpuWaitMs,
+        vcpus: vcpuAccounting(record),
       });
     },
 
@@ -377,6 +593,7 @@ export function createSimHypervisor(options: SimHypervisorOptions): SimHyperviso
       const record = requireIncarnation(partitionId, incarnation, 'set the processor of');
       validateProcessor(processor);
       record.processor = { ...processor };
+      applyProcessor(record);
       return statusOf(record);
     },
 
@@ -435,9 +652,8 @@ export function createSimHypervisor(options: SimHypervisorOptions): SimHyperviso
     },
 
     async usage(): Promise<HostUsage> {
-      const cpu = sampleCpu();
       const partitions: PartitionUsage[] = sortedRecords().map((record) => {
-        const sample = cpu.get(record.partitionId) ?? { cpuLp: 0, cpuWaitMsPerS: 0 };
+        const sample = record.sample;
         const memoryAssignedMiB = assignedMiBOf(record.memoryState);
         return {
           partitionId: record.partitionId,
@@ -445,6 +661,11 @@ export function createSimHypervisor(options: SimHypervisorOptions): SimHyperviso
           cpuPct: (100 * sample.cpuLp) / record.vcpus,
           cpuLp: sample.cpuLp,
           cpuWaitMsPerS: sample.cpuWaitMsPerS,
+          cpuDemandPct: sample.cpuDemandPct,
+          cpuEntitlementLp: sample.cpuEntitlementLp,
+          dispatchesPerS: sample.dispatchesPerS,
+          cpuWaitMsPerDispatch: sample.cpuWaitMsPerDispatch,
+          throttlePct: record.throttlePct,
           memoryAssignedMiB,
           memoryDemandMiB: record.memoryDemandMiB,
           memoryPressurePct: memoryAssignedMiB > 0 ? (100 * record.memoryDemandMiB) / memoryAssignedMiB : 0,
@@ -454,6 +675,7 @@ export function createSimHypervisor(options: SimHypervisorOptions): SimHyperviso
       const memoryCommittedMiB = committedMiB();
       return {
         logicalProcessors,
+        parentCpuLp,
         memoryMiB,
         parentReserveMiB,
         memoryAvailableMiB: guestPoolMiB - memoryCommittedMiB,
@@ -468,35 +690,69 @@ export function createSimHypervisor(options: SimHypervisorOptions): SimHyperviso
       if (!Number.isFinite(elapsedMs) || elapsedMs < 0) {
         throw new RangeError(`tick: elapsedMs must be a finite number >= 0, got ${elapsedMs}`);
       }
-      // The rates in effect during the elapsed interval are the ones sampled at the previous tick.
-      const cpu = sampleCpu();
-      for (const record of sortedRecords()) {
-        const sample = cpu.get(record.partitionId);
-        if (!sample) continue;
-        record.cpuTimeLpMs += sample.cpuLp * elapsedMs;
-        record.cpuWaitMs += (sample.cpuWaitMsPerS * elapsedMs) / 1000;
-      }
-      for (const record of sortedRecords()) {
+      carriedMs += elapsedMs;
+      const quanta = Math.floor(carriedMs / quantumMs);
+      if (quanta === 0) return;
+      carriedMs -= quanta * quantumMs;
+      const records = sortedRecords();
+      const partitions = records.map((record) => record.scheduler);
+      for (const record of records) {
+        record.tickStart = partitionCounters(record.scheduler);
+        record.demandPctMs = 0;
         if (record.state !== 'Running') continue;
-        resetDemands(record);
-        if (jitterPct === 0) continue;
         // Noise around the nominal value each tick (not a random walk), so demands cannot drift away.
-        record.cpuDemandPct = Math.min(100, Math.max(0, noisy(record.cpuDemandPct)));
-        record.memoryDemandMiB = Math.max(0, Math.round(noisy(record.memoryDemandMiB)));
+        const nominalMiB = workloadOf(record).memoryDemandMiB;
+        record.cpuNoise = jitterPct === 0 ? 1 : noise();
+        record.memoryDemandMiB = jitterPct === 0 ? nominalMiB : Math.max(0, Math.round(nominalMiB * noise()));
       }
-      balanceMemory();
+
+      const skippedQuanta = Math.max(0, quanta - quantaPerTickMax);
+      if (skippedQuanta > 0) {
+        fastForward(records, skippedQuanta * quantumMs);
+        // The per-quantum state (cap windows, pending work) is stale after a jump; it refills in a quantum.
+        balanceMemory();
+        sinceBalanceMs = 0;
+      }
+      for (let i = skippedQuanta; i < quanta; i += 1) {
+        runQuantum(records, partitions);
+        sinceBalanceMs += quantumMs;
+        if (sinceBalanceMs >= memoryBalancerPeriodMs) {
+          balanceMemory();
+          sinceBalanceMs -= memoryBalancerPeriodMs;
+        }
+      }
+
+      const measuredMs = quanta * quantumMs;
+      const measuredS = measuredMs / 1000;
+      const averageDemandPct = new Map(records.map((r) => [r.partitionId, r.demandPctMs / measuredMs]));
+      const entitlements = entitlementsFor(records, averageDemandPct);
+      for (const record of records) {
+        const now = partitionCounters(record.scheduler);
+        const runMs = now.runTimeMs - record.tickStart.runTimeMs;
+        const waitMs = now.waitTimeMs - record.tickStart.waitTimeMs;
+        const dispatches = now.dispatches - record.tickStart.dispatches;
+        record.sample = {
+          cpuLp: runMs / measuredMs,
+          cpuWaitMsPerS: waitMs / record.vcpus / measuredS,
+          cpuDemandPct: averageDemandPct.get(record.partitionId) ?? 0,
+          cpuEntitlementLp: entitlements.get(record.partitionId) ?? 0,
+          dispatchesPerS: dispatches / measuredS,
+          // A vCPU that waited the whole tick without a dispatch still shows its wait (as if dispatched once).
+          cpuWaitMsPerDispatch: waitMs / Math.max(1, dispatches),
+        };
+      }
     },
 
     crashPartition(partitionId: string, reason: string): void {
       validateReason(reason);
       const record = requireRunning(partitionId, 'crash');
-      running.delete(partitionId);
+      deleteRecord(partitionId);
       observe({ kind: 'crashed', partitionId, incarnation: record.incarnation, reason, atMs: clock.nowMs() });
     },
 
     shutdownFromGuest(partitionId: string): void {
       const record = requireRunning(partitionId, 'shut down');
-      running.delete(partitionId);
+      deleteRecord(partitionId);
       observe({ kind: 'stopped-by-guest', partitionId, incarnation: record.incarnation, atMs: clock.nowMs() });
     },
 
@@ -504,7 +760,17 @@ export function createSimHypervisor(options: SimHypervisorOptions): SimHyperviso
       const record = requireRunning(partitionId, 'set the workload of');
       if (workload !== null) validateWorkload(workload);
       record.workload = workload ? { ...workload } : null;
-      resetDemands(record);
+      record.workloadOriginMs = virtualMs;
+      record.burst = null;
+      record.cpuNoise = 1;
+      record.memoryDemandMiB = workloadOf(record).memoryDemandMiB;
+    },
+
+    async setThrottle(partitionId: string, incarnation: number, throttlePct: number | null): Promise<void> {
+      const record = requireIncarnation(partitionId, incarnation, 'throttle');
+      validateThrottle(throttlePct);
+      record.throttlePct = throttlePct;
+      applyProcessor(record);
     },
 
     drainObservations(): Observation[] {
@@ -516,12 +782,18 @@ export function createSimHypervisor(options: SimHypervisorOptions): SimHyperviso
     lostObservationCount: () => lostObservationCount,
 
     accounting(): readonly PartitionAccounting[] {
-      return sortedRecords().map((record) => ({
-        partitionId: record.partitionId,
-        incarnation: record.incarnation,
-        cpuTimeLpMs: record.cpuTimeLpMs,
-        cpuWaitMs: record.cpuWaitMs,
-      }));
+      return sortedRecords().map((record) => {
+        const vcpus = vcpuAccounting(record);
+        const counters = partitionCounters(record.scheduler);
+        return {
+          partitionId: record.partitionId,
+          incarnation: record.incarnation,
+          cpuTimeLpMs: counters.runTimeMs,
+          cpuWaitMs: counters.waitTimeMs / record.vcpus,
+          dispatches: counters.dispatches,
+          vcpus,
+        };
+      });
     },
   };
 
@@ -529,11 +801,20 @@ export function createSimHypervisor(options: SimHypervisorOptions): SimHyperviso
   function removeIncarnation(partitionId: string, incarnation: number): void {
     validatePartitionId(partitionId);
     validateIncarnation(incarnation);
-    if (running.get(partitionId)?.incarnation === incarnation) running.delete(partitionId);
+    if (running.get(partitionId)?.incarnation === incarnation) deleteRecord(partitionId);
     if (saved.get(partitionId)?.incarnation === incarnation) saved.delete(partitionId);
   }
 
   return hypervisor;
+}
+
+function vcpuAccounting(record: PartitionRecord): VcpuAccounting[] {
+  return record.scheduler.vcpus.map((vcpu) => ({
+    runTimeMs: vcpu.runTimeMs,
+    waitTimeMs: vcpu.waitTimeMs,
+    dispatches: vcpu.dispatches,
+    waitMsPerDispatch: vcpu.dispatches > 0 ? vcpu.waitTimeMs / vcpu.dispatches : 0,
+  }));
 }
 
 /** Memory at boot: the startup amount, nothing hot-added or ballooned yet. */
@@ -556,8 +837,15 @@ function assertHostOptions(options: SimHypervisorOptions): void {
   const { hostId, logicalProcessors, memoryMiB, parentReserveMiB, bootId } = options;
   if (typeof hostId !== 'string' || hostId.length === 0) throw new RangeError('hostId must be a non-empty string');
   if (typeof bootId !== 'string' || bootId.length === 0) throw new RangeError('bootId must be a non-empty string');
-  if (!Number.isInteger(logicalProcessors) || logicalProcessors < 1 || logicalProcessors > logicalProcessorsMax) {
-    throw new RangeError(`logicalProcessors must be an integer from 1 to ${logicalProcessorsMax}, got ${logicalProcessors}`);
+  const preset = options.limitsPreset ?? 'modern';
+  if (!isHostLimitsPreset(preset)) {
+    throw new RangeError(`limitsPreset must be one of ${Object.keys(hostLimitsPresets).join(', ')}, got ${String(preset)}`);
+  }
+  const lpMax = hostLimitsPresets[preset].logicalProcessorsMax;
+  if (!Number.isInteger(logicalProcessors) || logicalProcessors < 1 || logicalProcessors > lpMax) {
+    throw new RangeError(
+      `logicalProcessors must be an integer from 1 to ${lpMax} (the ${preset} limit logicalProcessorsMax), got ${logicalProcessors}`,
+    );
   }
   if (!Number.isSafeInteger(memoryMiB) || memoryMiB < 1) {
     throw new RangeError(`memoryMiB must be a positive integer, got ${memoryMiB}`);
@@ -565,8 +853,18 @@ function assertHostOptions(options: SimHypervisorOptions): void {
   if (!Number.isSafeInteger(parentReserveMiB) || parentReserveMiB < 0 || parentReserveMiB >= memoryMiB) {
     throw new RangeError(`parentReserveMiB must be an integer from 0 to below memoryMiB (${memoryMiB}), got ${parentReserveMiB}`);
   }
+  const parentCpuLp = options.parentCpuLp ?? 0;
+  if (!Number.isFinite(parentCpuLp) || parentCpuLp < 0 || parentCpuLp >= logicalProcessors) {
+    throw new RangeError(
+      `parentCpuLp must be a number from 0 to below logicalProcessors (${logicalProcessors}), got ${parentCpuLp}`,
+    );
+  }
   const jitterPct = options.workloadJitterPct ?? 0;
   if (!Number.isFinite(jitterPct) || jitterPct < 0 || jitterPct > 100) {
     throw new RangeError(`workloadJitterPct must be a number from 0 to 100, got ${jitterPct}`);
+  }
+  const quantumMs = options.quantumMs ?? defaultQuantumMs;
+  if (!Number.isInteger(quantumMs) || quantumMs < 1 || quantumMs > 1000) {
+    throw new RangeError(`quantumMs must be an integer from 1 to 1000, got ${quantumMs}`);
   }
 }

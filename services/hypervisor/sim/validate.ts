@@ -10,6 +10,7 @@ import {
   type ProcessorSettings,
   type WorkloadProfile,
 } from '../port.ts';
+import type { HostLimits } from './limits.ts';
 
 export const simLimits = {
   /** Ids travel in URLs and logs; anything longer is a caller bug. */
@@ -22,8 +23,13 @@ export const simLimits = {
   bufferPctMin: 5,
   bufferPctMax: 2000,
   dirtyMiBpsMax: 1_000_000,
+  /** Bounds of a workload's CPU period (the control plane's spec accepts the same). */
+  cpuPeriodMsMin: 10,
+  cpuPeriodMsMax: 86_400_000,
   reasonLengthMax: 1000,
 } as const;
+
+const cpuPatterns: readonly string[] = ['constant', 'periodic', 'bursty'] satisfies WorkloadProfile['cpuPattern'][];
 
 export function validatePartitionId(partitionId: string): void {
   if (typeof partitionId !== 'string' || partitionId.length === 0 || partitionId.length > simLimits.partitionIdLengthMax) {
@@ -37,12 +43,22 @@ export function validateIncarnation(incarnation: number): void {
   }
 }
 
-export function validatePartitionConfig(config: PartitionConfig, logicalProcessors: number): void {
+export function validatePartitionConfig(
+  config: PartitionConfig,
+  logicalProcessors: number,
+  limits: HostLimits,
+  presetName: string,
+): void {
   validatePartitionId(config.partitionId);
   validateIncarnation(config.incarnation);
   if (!Number.isInteger(config.vcpus) || config.vcpus < 1 || config.vcpus > logicalProcessors) {
     throw invalid(
       `vcpus must be an integer from 1 to the host's ${logicalProcessors} logical processors, got ${config.vcpus}`,
+    );
+  }
+  if (config.vcpus > limits.vcpusPerPartitionMax) {
+    throw invalid(
+      `vcpus ${config.vcpus} is above the ${presetName} limit of ${limits.vcpusPerPartitionMax} vCPUs per partition (vcpusPerPartitionMax)`,
     );
   }
   validateProcessor(config.processor);
@@ -76,8 +92,20 @@ export function validateMemory(memory: MemorySettings): void {
 
 export function validateWorkload(workload: WorkloadProfile): void {
   numberIn(workload.cpuDemandPct, 0, 100, 'workload.cpuDemandPct');
+  if (!cpuPatterns.includes(workload.cpuPattern)) {
+    throw invalid(`workload.cpuPattern must be one of ${cpuPatterns.join(', ')}, got ${String(workload.cpuPattern)}`);
+  }
+  numberIn(workload.cpuLowPct, 0, 100, 'workload.cpuLowPct');
+  integerIn(workload.cpuPeriodMs, simLimits.cpuPeriodMsMin, simLimits.cpuPeriodMsMax, 'workload.cpuPeriodMs');
+  numberIn(workload.cpuDutyPct, 0, 100, 'workload.cpuDutyPct');
   numberIn(workload.memoryDemandMiB, 0, simLimits.memoryMiBMax, 'workload.memoryDemandMiB');
   numberIn(workload.dirtyMiBps, 0, simLimits.dirtyMiBpsMax, 'workload.dirtyMiBps');
+  if (workload.workingSetMiB !== null) integerIn(workload.workingSetMiB, 1, simLimits.memoryMiBMax, 'workload.workingSetMiB');
+}
+
+/** A throttle takes a percentage of vCPU time away (0–100), or null for none. */
+export function validateThrottle(throttlePct: number | null): void {
+  if (throttlePct !== null) numberIn(throttlePct, 0, 100, 'throttlePct');
 }
 
 export function validateReason(reason: string): void {
