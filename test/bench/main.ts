@@ -5,12 +5,15 @@
 import { benchCommands, benchProjectionRebuild } from './control-plane.bench.ts';
 import { benchDrain } from './drain.bench.ts';
 import { benchEventStoreAppend } from './eventstore.bench.ts';
+import { benchEntitlement, benchScheduler } from './hypervisor.bench.ts';
 import { benchMigrationEngine } from './migration.bench.ts';
 
 const suites: Record<string, () => Promise<unknown>> = {
   eventstore: benchEventStoreAppend,
   commands: benchCommands,
   rebuild: benchProjectionRebuild,
+  entitlement: benchEntitlement,
+  scheduler: benchScheduler,
   'migration-engine': benchMigrationEngine,
   drain: benchDrain,
 };
