@@ -140,6 +140,24 @@ describe('live migration', () => {
     expect(await running('h3')).toEqual([]);
   });
 
+  it('an activation the target refuses at switch-over fails the migration; the source copy resumes', async () => {
+    await createRunning('sw', 'h1', 1024, 10);
+    const { body } = await call('POST', '/v1/partitions/sw/migrations', { targetHostId: 'h3', bandwidthMiBps: 256 });
+    await waitFor('pre-copy under way', async () => ((await call('GET', `/v1/migrations/${body.id}`)).body.phase === 'PreCopy' ? true : undefined));
+    // Something outside vcp takes the target machine's memory between prepare and switch-over.
+    const squatter = { partitionId: 'squatter', incarnation: 1, vcpus: 1, processor: { reservePct: 0, limitPct: 100, weight: 100 }, memory: { mode: 'static' as const, startupMiB: 15_000 }, workload: null };
+    await sims.get('h3')!.hypervisor.start(squatter);
+    const ended = await migrationEnds(body.id);
+    expect(ended.phase).toBe('Failed');
+    expect(ended.failureReason).toMatch(/target host h3: activation failed/);
+    const steps = (await call('GET', `/v1/migrations/${body.id}/events`)).body.events.map((e: { type: string }) => e.type);
+    expect(steps.slice(-2)).toEqual(['MigrationSwitchoverStarted', 'MigrationFailed']);
+    await waitFor('source copy resumed', async () => ((await running('h1')).includes('sw#1:Running') ? true : undefined));
+    expect((await running('h3')).filter((c) => c.startsWith('sw#'))).toEqual([]);
+    expect((await call('GET', '/v1/partitions/sw')).body).toMatchObject({ state: 'Running', hostId: 'h1', incarnation: 1, migration: null });
+    await sims.get('h3')!.hypervisor.turnOff('squatter', 1);
+  });
+
   it('queues migrations beyond the per-host limit, then runs them all', async () => {
     for (const id of ['q1', 'q2', 'q3']) await createRunning(id, 'h3', 512, 10);
     const ids: string[] = [];
@@ -164,7 +182,7 @@ describe('live migration', () => {
       return v.state === 'InMaintenance' ? v : undefined;
     }, 30_000);
     expect(done.remaining).toBe(0);
-    expect(done.migrations.map((m: { partitionId: string }) => m.partitionId).sort()).toEqual(['d1', 'd2', 'm2']);
+    expect(done.migrations.map((m: { partitionId: string }) => m.partitionId).sort()).toEqual(['d1', 'd2', 'm2', 'sw']);
     for (const m of done.migrations) {
       const first = (await call('GET', `/v1/migrations/${m.id}/events`)).body.events[0];
       expect(first.actor).toBe('user:bob');
