@@ -126,7 +126,9 @@ export const nodeCommand: CommandSpec = {
   --sim-host-socket S   the simulated machine's socket (default <data>/sim-host.sock)
   --labels k=v,...      host labels used at registration
   --limits-preset P     modern (default) or r2 (Hyper-V 2008 R2 limits)
-  --heartbeat-ms T      heartbeat period (default 1000)
+  --heartbeat-ms T      lease renewal period (default 1000)
+  --lease-ms T          lease length (default 10000, as WSFC's same-subnet threshold)
+  --margin-ms T         fencing margin: self-fence at lease − margin, declared failed at lease + margin (default 2000)
   --telemetry-ms T      usage sampling period (default 1000)
   --log-level L         (default info)`,
   options: {
@@ -137,6 +139,8 @@ export const nodeCommand: CommandSpec = {
     labels: { type: 'string' },
     'limits-preset': { type: 'string' },
     'heartbeat-ms': { type: 'string' },
+    'lease-ms': { type: 'string' },
+    'margin-ms': { type: 'string' },
     'telemetry-ms': { type: 'string' },
     'log-level': { type: 'string' },
   },
@@ -167,6 +171,8 @@ export const nodeCommand: CommandSpec = {
         labels: labelsFlag(values.labels),
         limitsPreset,
         heartbeatMs: intFlag(values['heartbeat-ms'], 'heartbeat-ms', 50, 60_000, defaultNodeDaemonConfig.heartbeatMs),
+        leaseMs: intFlag(values['lease-ms'], 'lease-ms', 200, 3_600_000, defaultNodeDaemonConfig.leaseMs),
+        marginMs: intFlag(values['margin-ms'], 'margin-ms', 0, 600_000, defaultNodeDaemonConfig.marginMs),
         telemetryMs: intFlag(values['telemetry-ms'], 'telemetry-ms', 50, 60_000, defaultNodeDaemonConfig.telemetryMs),
       },
       hypervisor,

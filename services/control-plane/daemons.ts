@@ -34,6 +34,11 @@ export class DaemonRegistry {
     else this.streams.set(hostId, count);
   }
 
+  /** When the daemon last renewed (ms since epoch), or null if not since this process started. */
+  lastSeenMs(hostId: string): number | null {
+    return this.seen.get(hostId)?.atMs ?? null;
+  }
+
   isConnected(hostId: string): boolean {
     const last = this.seen.get(hostId);
     const recent = last !== undefined && this.nowMs() - last.atMs <= this.connectedWindowMs;

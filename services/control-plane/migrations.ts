@@ -121,6 +121,8 @@ export class MigrationManager {
     private readonly projections: Projections,
     private readonly daemons: DaemonRegistry,
     private readonly config: MigrationConfig,
+    /** The hosts placement may choose from (the control plane's own view, shared with starts). */
+    private readonly candidates: () => PlacementCandidate[],
     private readonly nowMs: () => number = Date.now,
   ) {}
 
@@ -477,14 +479,6 @@ export class MigrationManager {
     const outcome = await handleCommand(this.store, decider, streamId, command, meta);
     if (outcome.ok) await this.caughtUp(outcome.events);
     return outcome;
-  }
-
-  private candidates(): PlacementCandidate[] {
-    return [...this.projections.hosts.values()].flatMap((tracked) => {
-      const h = tracked.state;
-      if (h.status !== 'Registered') return [];
-      return [{ ...h, hostId: h.hostId, reserved: h.reserved, cordoned: h.cordoned, daemonConnected: this.daemons.isConnected(h.hostId) }];
-    });
   }
 
   private async caughtUp(events: readonly RecordedEvent[]): Promise<void> {

@@ -20,6 +20,7 @@ import {
   partitionEventTypes,
 } from '../domain/index.ts';
 import type { EventStore, RecordedEvent, Subscription } from '../eventstore/index.ts';
+import { HaLedger, defaultHaConfig } from '../ha/index.ts';
 
 export type Tracked<S> = {
   readonly state: S;
@@ -51,6 +52,10 @@ export class Projections {
   readonly hosts = new Map<string, Tracked<HostState>>();
   readonly partitions = new Map<string, Tracked<PartitionState>>();
   readonly migrations = new Map<string, TrackedMigration>();
+  /** HA's memory of each partition's failures, restarts and decisions. */
+  readonly ha = new HaLedger(defaultHaConfig.resetAfterMs);
+  /** The HostFailed event of each host that failed last (the cause of its partitions' restarts). */
+  readonly hostFailedEvents = new Map<string, string>();
   /** Who asked for each drain (maintenance), so its migrations carry the cause and the actor. */
   readonly drains = new Map<string, { readonly eventId: string; readonly actor: string; readonly correlationId: string; readonly hostId: string }>();
   /** When each reservation was made (ms since epoch), to age out orphans. */
@@ -70,6 +75,9 @@ export class Projections {
       const before = this.hosts.get(id);
       const state = evolveHost(before?.state ?? initialHostState(), { type: event.type, data: event.data } as HostEvent);
       this.hosts.set(id, track(before, state, event));
+      // The cause of its partitions' restarts: the failure (or a fencing report) since its last lease.
+      if (event.type === 'HostFailed' || event.type === 'HostFenced') this.hostFailedEvents.set(id, event.eventId);
+      if (event.type === 'HostLeaseAcquired') this.hostFailedEvents.delete(id);
       if (event.type === 'HostMaintenanceRequested') {
         this.drains.set(String(event.data.drainId), { eventId: event.eventId, actor: event.actor, correlationId: event.correlationId, hostId: id });
       }
@@ -83,6 +91,7 @@ export class Projections {
       const before = this.partitions.get(id);
       const state = evolvePartition(before?.state ?? initialPartitionState(), { type: event.type, data: event.data } as PartitionEvent);
       this.partitions.set(id, track(before, state, event));
+      this.ha.apply(event);
     } else if (migrationTypes.has(event.type) && event.streamId.startsWith('migration-')) {
       const id = event.streamId.slice('migration-'.length);
       const before = this.migrations.get(id);

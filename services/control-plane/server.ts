@@ -9,6 +9,8 @@ import { DaemonRegistry } from './daemons.ts';
 import { buildApp } from './http/app.ts';
 import { openIdempotencyStore } from './idempotency.ts';
 import { Projections, startProjections } from './projections.ts';
+import { type HaConfig, defaultHaConfig } from '../ha/index.ts';
+import { HaManager, type LivenessConfig, defaultLivenessConfig } from './ha.ts';
 import { MaintenanceManager } from './maintenance.ts';
 import { type MigrationConfig, MigrationManager, defaultMigrationConfig } from './migrations.ts';
 import { ControlPlaneService } from './service.ts';
@@ -26,6 +28,8 @@ export type ControlPlaneConfig = {
   readonly placementAttemptsMax: number;
   readonly sseConnectionsMax: number;
   readonly migrations: MigrationConfig;
+  readonly ha: HaConfig;
+  readonly liveness: LivenessConfig;
   /** How often the migration manager checks deadlines and daemons. */
   readonly migrationTickMs: number;
 };
@@ -40,6 +44,8 @@ export const defaultControlPlaneConfig: Omit<ControlPlaneConfig, 'dataDir'> = {
   placementAttemptsMax: 5,
   sseConnectionsMax: 1_000,
   migrations: defaultMigrationConfig,
+  ha: defaultHaConfig,
+  liveness: defaultLivenessConfig,
   migrationTickMs: 500,
 };
 
@@ -63,7 +69,8 @@ export async function runControlPlane(config: ControlPlaneConfig, injected?: { s
     placementAttemptsMax: config.placementAttemptsMax,
     orphanReservationGraceMs: config.orphanReservationGraceMs,
   });
-  const migrations = new MigrationManager(store, projections, daemons, config.migrations);
+  const migrations = new MigrationManager(store, projections, daemons, config.migrations, () => service.placementCandidates());
+  const ha = new HaManager(store, projections, daemons, service, config.ha, config.liveness);
   const maintenance = new MaintenanceManager(store, projections, migrations);
   let ready = false;
   const app = await buildApp({
@@ -94,6 +101,7 @@ export async function runControlPlane(config: ControlPlaneConfig, injected?: { s
     'PartitionMigrationEnded',
   ]);
   const advanceMigrations = () => {
+    ha.advance().catch((error: unknown) => app.log.warn({ err: error }, 'HA pass failed; will retry'));
     migrations.advance().catch((error: unknown) => app.log.warn({ err: error }, 'migration manager pass failed; will retry'));
     maintenance.advance().catch((error: unknown) => app.log.warn({ err: error }, 'maintenance pass failed; will retry'));
   };
@@ -101,7 +109,14 @@ export async function runControlPlane(config: ControlPlaneConfig, injected?: { s
     service.reconcileReservations().catch((error: unknown) => app.log.warn({ err: error }, 'reservation reconciliation failed; will retry'));
   const unsubscribe = projections.onApplied((events) => {
     if (events.some((e) => releasing.has(e.type))) void reconcile();
-    if (events.some((e) => e.streamId.startsWith('migration-') || e.streamId.startsWith('host-') || e.type === 'PartitionCrashed' || e.type === 'PartitionStopped' || e.type === 'PartitionMigrated')) {
+    if (
+      events.some(
+        (e) =>
+          e.streamId.startsWith('migration-') ||
+          e.streamId.startsWith('host-') ||
+          ['PartitionCrashed', 'PartitionStartFailed', 'PartitionStopped', 'PartitionMigrated', 'PartitionHostLost', 'PartitionRestartPlanned'].includes(e.type),
+      )
+    ) {
       advanceMigrations();
     }
   });
@@ -129,6 +144,7 @@ export async function runControlPlane(config: ControlPlaneConfig, injected?: { s
       await service.reconcileReservations().catch(() => undefined);
       await migrations.advance().catch(() => undefined);
       await maintenance.advance().catch(() => undefined);
+      await ha.advance().catch(() => undefined);
       await subscription.close();
       idempotency.close();
       await store.close();

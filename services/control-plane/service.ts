@@ -51,6 +51,12 @@ export type Outcome<V> =
   | { readonly ok: true; readonly value: V; readonly events: readonly RecordedEvent[] }
   | { readonly ok: false; readonly rejection: Rejection };
 
+export type StartConstraints = {
+  readonly excludeHostIds: readonly string[];
+  readonly antiAffinityClass: string | null;
+  readonly antiAffinityMode: 'soft' | 'hard';
+};
+
 export type ServiceConfig = {
   /** Placement retries when a chosen host filled up meanwhile. */
   readonly placementAttemptsMax: number;
@@ -199,7 +205,12 @@ export class ControlPlaneService {
    * partition's stream. A lost race on the host (it filled up) re-places; a lost race on the
    * partition releases the reservation.
    */
-  async startPartition(partitionId: string, requiredHostId: string | null, meta: CommandMeta): Promise<Outcome<PartitionView | null>> {
+  async startPartition(
+    partitionId: string,
+    requiredHostId: string | null,
+    meta: CommandMeta,
+    constraints: StartConstraints = { excludeHostIds: [], antiAffinityClass: null, antiAffinityMode: 'soft' },
+  ): Promise<Outcome<PartitionView | null>> {
     const streamId = partitionStreamId(partitionId);
     if (meta.idSeed !== null) {
       // A retried request whose start is already recorded (the first answer was lost): answer
@@ -227,8 +238,10 @@ export class ControlPlaneService {
         vcpus: state.spec.vcpus,
         reserveLpPct: reserveLpPct(state.spec),
         memoryMiB: memoryToReserveMiB(state.spec),
-        excludeHostIds: [],
+        excludeHostIds: constraints.excludeHostIds,
         requiredHostId: target,
+        antiAffinityClass: constraints.antiAffinityClass,
+        antiAffinityMode: constraints.antiAffinityMode,
       };
       const placement = place(this.placementCandidates(), request);
       lastPlacement = placement;
@@ -277,11 +290,19 @@ export class ControlPlaneService {
     });
   }
 
-  private placementCandidates(): PlacementCandidate[] {
+  placementCandidates(): PlacementCandidate[] {
+    const classes = new Map<string, string[]>();
+    for (const t of this.projections.partitions.values()) {
+      const p = t.state;
+      if (!isLive(p) || p.spec.ha.antiAffinityClass === null) continue;
+      classes.set(p.hostId, [...(classes.get(p.hostId) ?? []), p.spec.ha.antiAffinityClass]);
+    }
     return [...this.projections.hosts.values()].flatMap((tracked) => {
       const h = tracked.state;
       if (h.status !== 'Registered') return [];
-      return [{ ...h, hostId: h.hostId, reserved: h.reserved, cordoned: h.cordoned, daemonConnected: this.daemons.isConnected(h.hostId) }];
+      // A host whose lease lapsed is not a candidate, whatever its last heartbeat says.
+      const alive = h.liveness === 'Up' || h.liveness === 'Unknown';
+      return [{ ...h, hostId: h.hostId, reserved: h.reserved, cordoned: h.cordoned, daemonConnected: alive && this.daemons.isConnected(h.hostId), antiAffinityClasses: classes.get(h.hostId) ?? [] }];
     });
   }
 

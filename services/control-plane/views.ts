@@ -17,6 +17,8 @@ export function hostView(tracked: Tracked<HostState>, daemon: DaemonStatus) {
     limits: host.limits,
     cordoned: host.cordoned,
     cordonReason: host.cordonReason,
+    state: host.maintenance && (host.liveness === 'Up' || host.liveness === 'Unknown') ? 'Maintenance' : host.liveness,
+    lease: host.lease,
     maintenance: host.maintenance,
     capacity: {
       vcpusMax: vcpusHostMax(host),

@@ -80,7 +80,34 @@ export type HostMaintenanceRequested = {
 export type HostMaintenanceEntered = { readonly type: 'HostMaintenanceEntered'; readonly data: { readonly hostId: string; readonly drainId: string } };
 export type HostMaintenanceExited = { readonly type: 'HostMaintenanceExited'; readonly data: { readonly hostId: string; readonly drainId: string } };
 
+/** Liveness: a daemon's lease on its host (renewals are not events; state changes are). */
+export type LeaseTerms = { readonly leaseMs: number; readonly renewMs: number; readonly marginMs: number };
+export type HostLeaseAcquired = {
+  readonly type: 'HostLeaseAcquired';
+  readonly data: LeaseTerms & { readonly hostId: string; readonly bootId: string; readonly previousLiveness: string };
+};
+export type HostSuspected = { readonly type: 'HostSuspected'; readonly data: { readonly hostId: string; readonly silentMs: number; readonly renewMs: number } };
+export type HostFailed = {
+  readonly type: 'HostFailed';
+  readonly data: LeaseTerms & { readonly hostId: string; readonly silentMs: number; readonly lastRenewedAt: string | null; readonly reason: string };
+};
+export type HostFenced = {
+  readonly type: 'HostFenced';
+  readonly data: {
+    readonly hostId: string;
+    readonly bootId: string;
+    /** What the host turned off: `partitionId#incarnation`. */
+    readonly turnedOff: readonly string[];
+    readonly how: 'self-fence' | 'watchdog' | 'machine-down';
+    readonly reason: string;
+  };
+};
+
 export type HostEvent =
+  | HostLeaseAcquired
+  | HostSuspected
+  | HostFailed
+  | HostFenced
   | HostMaintenanceRequested
   | HostMaintenanceEntered
   | HostMaintenanceExited
@@ -185,6 +212,58 @@ export type PartitionMigrationEnded = {
   readonly data: OnHost & { readonly migrationId: string; readonly outcome: 'failed' | 'cancelled'; readonly reason: string };
 };
 
+/** HA: the partition's host failed (its lease expired past the fencing margin): it runs nowhere. */
+export type PartitionHostLost = {
+  readonly type: 'PartitionHostLost';
+  readonly data: OnHost & { readonly hostFailedEventId: string; readonly reason: string };
+};
+
+/** HA's decisions, recorded with the policy and counters in force so a restart explains itself. */
+export type HaPolicyRecord = {
+  readonly restart: string;
+  readonly priority: number;
+  readonly restartsMax: number;
+  readonly windowMs: number;
+  readonly backoffInitialMs: number;
+  readonly backoffMaxMs: number;
+  readonly resetAfterMs: number;
+};
+export type PartitionRestartPlanned = {
+  readonly type: 'PartitionRestartPlanned';
+  readonly data: {
+    readonly partitionId: string;
+    /** The HostFailed or PartitionCrashed event that caused it. */
+    readonly causeEventId: string;
+    readonly causeType: string;
+    readonly attempt: number;
+    readonly restartsInWindow: number;
+    readonly delayMs: number;
+    readonly notBefore: string;
+    readonly where: 'same-host' | 'any-host';
+    readonly lastHostId: string | null;
+    readonly policy: HaPolicyRecord;
+  };
+};
+export type PartitionRestartGivenUp = {
+  readonly type: 'PartitionRestartGivenUp';
+  readonly data: {
+    readonly partitionId: string;
+    readonly causeEventId: string;
+    readonly restartsInWindow: number;
+    readonly reason: string;
+    readonly policy: HaPolicyRecord;
+  };
+};
+export type PartitionUnplaceable = {
+  readonly type: 'PartitionUnplaceable';
+  readonly data: {
+    readonly partitionId: string;
+    readonly causeEventId: string;
+    readonly placement: PlacementRecord;
+    readonly reason: string;
+  };
+};
+
 export type PartitionFactEvent =
   | PartitionStarted
   | PartitionStartFailed
@@ -204,6 +283,10 @@ export type PartitionDirectiveEvent =
   | PartitionReconfigured;
 
 export type PartitionEvent =
+  | PartitionHostLost
+  | PartitionRestartPlanned
+  | PartitionRestartGivenUp
+  | PartitionUnplaceable
   | PartitionCreated
   | PartitionDeleted
   | PartitionMigrationStarted
@@ -217,6 +300,10 @@ export type DomainEvent = HostEvent | PartitionEvent | MigrationEvent;
 export type DomainEventType = DomainEvent['type'];
 
 export const hostEventTypes = [
+  'HostLeaseAcquired',
+  'HostSuspected',
+  'HostFailed',
+  'HostFenced',
   'HostMaintenanceRequested',
   'HostMaintenanceEntered',
   'HostMaintenanceExited',
@@ -250,6 +337,10 @@ export const directiveTypes = [
 ] as const satisfies readonly PartitionDirectiveEvent['type'][];
 
 export const partitionEventTypes = [
+  'PartitionHostLost',
+  'PartitionRestartPlanned',
+  'PartitionRestartGivenUp',
+  'PartitionUnplaceable',
   'PartitionCreated',
   'PartitionDeleted',
   'PartitionMigrationStarted',

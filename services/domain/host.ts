@@ -11,7 +11,7 @@ import {
   emptyTotals,
 } from './capacity.ts';
 import { type Decision, accept, reject, unreachable } from './decision.ts';
-import type { HostCapacityReserved, HostEvent, ReservationPurpose } from './events.ts';
+import type { HostCapacityReserved, HostEvent, LeaseTerms, ReservationPurpose } from './events.ts';
 import { type HostLimitPreset, type HostLimits, hostLimitPresets, isHostLimitPreset, logicalProcessorsMaxByPreset } from './limits.ts';
 
 export type Reservation = HostCapacityReserved['data'];
@@ -25,6 +25,9 @@ export type HostState =
       readonly limitsPreset: string;
       readonly cordoned: boolean;
       readonly cordonReason: string | null;
+      /** Whether its daemon holds a lease: Unknown until the first one. */
+      readonly liveness: HostLiveness;
+      readonly lease: (LeaseTerms & { readonly bootId: string }) | null;
       /** Draining (live-migrating its partitions away) or InMaintenance; null when in service. */
       readonly maintenance: { readonly drainId: string; readonly status: 'Draining' | 'InMaintenance'; readonly reason: string } | null;
       /** Keyed by reservationId. */
@@ -33,6 +36,8 @@ export type HostState =
     });
 
 export type RegisteredHost = Extract<HostState, { status: 'Registered' }>;
+
+export type HostLiveness = 'Unknown' | 'Up' | 'Suspect' | 'Failed' | 'Fenced';
 
 export type HostCommand =
   | {
@@ -48,6 +53,10 @@ export type HostCommand =
     }
   | { readonly type: 'CordonHost'; readonly reason: string }
   | { readonly type: 'UncordonHost' }
+  | ({ readonly type: 'AcquireLease'; readonly bootId: string } & LeaseTerms)
+  | { readonly type: 'SuspectHost'; readonly silentMs: number }
+  | { readonly type: 'DeclareHostFailed'; readonly silentMs: number; readonly lastRenewedAt: string | null; readonly reason: string }
+  | { readonly type: 'ReportFenced'; readonly bootId: string; readonly turnedOff: readonly string[]; readonly how: 'self-fence' | 'watchdog' | 'machine-down'; readonly reason: string }
   | { readonly type: 'RequestMaintenance'; readonly drainId: string; readonly reason: string }
   | { readonly type: 'EnterMaintenance'; readonly drainId: string }
   | { readonly type: 'ExitMaintenance' }
@@ -84,6 +93,8 @@ export function evolveHost(state: HostState, event: HostEvent): HostState {
         limits: d.limits,
         cordoned: false,
         cordonReason: null,
+        liveness: 'Unknown',
+        lease: null,
         maintenance: null,
         reservations: new Map(),
         reserved: emptyTotals,
@@ -93,6 +104,17 @@ export function evolveHost(state: HostState, event: HostEvent): HostState {
       return state.status === 'Registered' ? { ...state, cordoned: true, cordonReason: event.data.reason } : state;
     case 'HostUncordoned':
       return state.status === 'Registered' ? { ...state, cordoned: false, cordonReason: null } : state;
+    case 'HostLeaseAcquired': {
+      if (state.status !== 'Registered') return state;
+      const { hostId: _h, previousLiveness: _p, ...lease } = event.data;
+      return { ...state, liveness: 'Up', lease };
+    }
+    case 'HostSuspected':
+      return state.status === 'Registered' ? { ...state, liveness: 'Suspect' } : state;
+    case 'HostFailed':
+      return state.status === 'Registered' ? { ...state, liveness: 'Failed' } : state;
+    case 'HostFenced':
+      return state.status === 'Registered' ? { ...state, liveness: 'Fenced' } : state;
     case 'HostMaintenanceRequested':
       return state.status === 'Registered'
         ? {
@@ -152,6 +174,43 @@ export function decideHost(command: HostCommand, state: HostState): Decision<Hos
         });
       }
       return state.cordoned ? accept({ type: 'HostUncordoned', data: { hostId: state.hostId } }) : accept();
+    case 'AcquireLease': {
+      const same =
+        state.liveness === 'Up' &&
+        state.lease?.bootId === command.bootId &&
+        state.lease.leaseMs === command.leaseMs &&
+        state.lease.renewMs === command.renewMs &&
+        state.lease.marginMs === command.marginMs;
+      if (same) return accept();
+      if (!(command.renewMs > 0 && command.leaseMs > command.renewMs && command.marginMs >= 0 && command.marginMs < command.leaseMs)) {
+        return reject('invalid', 'invalid-lease', 'a lease needs 0 < renewMs < leaseMs and 0 <= marginMs < leaseMs');
+      }
+      const { type: _type, ...terms } = command;
+      return accept({ type: 'HostLeaseAcquired', data: { hostId: state.hostId, previousLiveness: state.liveness, ...terms } });
+    }
+    case 'SuspectHost':
+      if (state.liveness !== 'Up') return accept();
+      return accept({ type: 'HostSuspected', data: { hostId: state.hostId, silentMs: command.silentMs, renewMs: state.lease?.renewMs ?? 0 } });
+    case 'DeclareHostFailed':
+      if (state.liveness !== 'Up' && state.liveness !== 'Suspect') return accept();
+      if (!state.lease) return accept();
+      return accept({
+        type: 'HostFailed',
+        data: {
+          hostId: state.hostId,
+          silentMs: command.silentMs,
+          lastRenewedAt: command.lastRenewedAt,
+          reason: command.reason,
+          leaseMs: state.lease.leaseMs,
+          renewMs: state.lease.renewMs,
+          marginMs: state.lease.marginMs,
+        },
+      });
+    case 'ReportFenced':
+      return accept({
+        type: 'HostFenced',
+        data: { hostId: state.hostId, bootId: command.bootId, turnedOff: command.turnedOff, how: command.how, reason: command.reason },
+      });
     case 'RequestMaintenance':
       if (state.maintenance) return accept();
       return accept({ type: 'HostMaintenanceRequested', data: { hostId: state.hostId, drainId: command.drainId, reason: command.reason } });

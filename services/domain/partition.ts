@@ -7,7 +7,7 @@
  * being brought (back) to Running; it keeps its incarnation, a start gets a new one.
  */
 import { type Decision, accept, reject, unreachable } from './decision.ts';
-import type { PartitionEvent, PartitionFactEvent } from './events.ts';
+import type { PartitionEvent, PartitionFactEvent, PartitionRestartGivenUp, PartitionRestartPlanned, PartitionUnplaceable } from './events.ts';
 import type { PlacementRecord } from './placement.ts';
 import { type PartitionSpec, type PartitionSpecInput, type PartitionSpecPatch, buildSpec, diffSpecs } from './spec.ts';
 
@@ -89,6 +89,8 @@ export type PartitionCommand =
   | { readonly type: 'ReportFact'; readonly fact: FactReport }
   | ({ readonly type: 'LockForMigration'; readonly sourceIncarnation: number } & MigrationLock)
   | { readonly type: 'CompleteMigration'; readonly migrationId: string }
+  | { readonly type: 'MarkHostLost'; readonly hostId: string; readonly hostFailedEventId: string }
+  | { readonly type: 'RecordHaDecision'; readonly event: PartitionRestartPlanned | PartitionRestartGivenUp | PartitionUnplaceable }
   | { readonly type: 'EndMigration'; readonly migrationId: string; readonly outcome: 'failed' | 'cancelled'; readonly reason: string };
 
 export const initialPartitionState = (): PartitionState => ({ status: 'Initial' });
@@ -115,6 +117,9 @@ export function evolvePartition(state: PartitionState, event: PartitionEvent): P
     case 'PartitionReconfigured':
       return state.status === 'Initial' || state.status === 'Deleted' ? state : { ...state, spec: event.data.spec };
     case 'PartitionReportIgnored':
+    case 'PartitionRestartPlanned':
+    case 'PartitionRestartGivenUp':
+    case 'PartitionUnplaceable':
       return state;
     case 'PartitionMigrationStarted':
       return state.status === 'Running'
@@ -175,6 +180,8 @@ export function evolvePartition(state: PartitionState, event: PartitionEvent): P
       return { ...base, status: 'Failed', reason: `start failed: ${event.data.reason}`, lastHostId: event.data.hostId };
     case 'PartitionCrashed':
       return { ...base, status: 'Failed', reason: `crashed: ${event.data.reason}`, lastHostId: event.data.hostId };
+    case 'PartitionHostLost':
+      return { ...base, status: 'Failed', reason: event.data.reason, lastHostId: event.data.hostId };
     default:
       return unreachable(event);
   }
@@ -288,6 +295,16 @@ export function decidePartition(command: PartitionCommand, state: PartitionState
           reservationId: state.migration.targetReservationId,
         },
       });
+    case 'MarkHostLost':
+      // Only the copy on the failed host is lost; a partition already elsewhere is untouched.
+      if (!isLive(state) || state.hostId !== command.hostId) return accept();
+      return accept({
+        type: 'PartitionHostLost',
+        data: { ...on(state), hostFailedEventId: command.hostFailedEventId, reason: `host ${command.hostId} failed (lease expired and fenced)` },
+      });
+    case 'RecordHaDecision':
+      if (isLive(state)) return invalidTransition(state, 'record a restart decision for', 'it is live');
+      return accept(command.event);
     case 'EndMigration':
       if (!isLive(state) || state.migration?.migrationId !== command.migrationId) return accept();
       return accept({

@@ -11,7 +11,12 @@ export type PlacementCandidate = HostCapacity & {
   readonly cordoned: boolean;
   /** Whether the host's node daemon is connected; hosts without one cannot start anything. */
   readonly daemonConnected: boolean;
+  /** Anti-affinity classes of the partitions placed on the host now. */
+  readonly antiAffinityClasses?: readonly string[];
 };
+
+/** A soft anti-affinity conflict costs this many score points: chosen only when nothing else fits. */
+export const softAntiAffinityPenalty = 1000;
 
 export type PlacementRecord = {
   /** `least-loaded` or `requested` (the caller named the host). */
@@ -27,6 +32,9 @@ export type PlacementRequest = CapacityRequest & {
   readonly excludeHostIds: readonly string[];
   /** When set, only this host is considered (explicit placement by the caller). */
   readonly requiredHostId: string | null;
+  /** Partitions of one class avoid sharing a host: hard = never, soft = only if nothing else fits. */
+  readonly antiAffinityClass?: string | null;
+  readonly antiAffinityMode?: 'soft' | 'hard';
 };
 
 export function place(hosts: readonly PlacementCandidate[], request: PlacementRequest): PlacementRecord {
@@ -40,12 +48,14 @@ export function place(hosts: readonly PlacementCandidate[], request: PlacementRe
     if (host.cordoned) reasons.push('host is cordoned');
     if (!host.daemonConnected && request.requiredHostId === null) reasons.push('node daemon is not connected');
     reasons.push(...capacityShortfalls(host, host.reserved, request));
+    const sameClass = request.antiAffinityClass ? (host.antiAffinityClasses ?? []).includes(request.antiAffinityClass) : false;
+    if (sameClass && request.antiAffinityMode === 'hard') reasons.push(`anti-affinity: a partition of class ${request.antiAffinityClass} runs there`);
     if (reasons.length > 0) {
       rejected.push({ hostId: host.hostId, reasons });
       continue;
     }
     // Rounded to 0.01 so the record is stable across platforms' float printing.
-    const score = Math.round(10_000 * (1 - loadAfter(host, host.reserved, request))) / 100;
+    const score = Math.round(10_000 * (1 - loadAfter(host, host.reserved, request))) / 100 - (sameClass ? softAntiAffinityPenalty : 0);
     scores.push({ hostId: host.hostId, score });
   }
   if (request.requiredHostId !== null && !hosts.some((h) => h.hostId === request.requiredHostId)) {

@@ -12,9 +12,11 @@ export type {
   PartitionUsage,
   ProcessorSettings,
   RunState,
+  Watchdog,
+  WatchdogStatus,
   WorkloadProfile,
 } from './port.ts';
-export { HypervisorError } from './port.ts';
+export { HypervisorError, hasWatchdog, watchdogTimeoutMsMax, watchdogTimeoutMsMin } from './port.ts';
 export { type EntitlementDemand, computeEntitlements } from './sim/entitlement.ts';
 export { type HostLimits, type HostLimitsPreset, hostLimitsPresets, isHostLimitsPreset } from './sim/limits.ts';
 export {
@@ -57,6 +59,7 @@ export {
   type SimHostOptions,
   simHostDescriptorName,
   simHostSocketName,
+  watchdogCheckMsMax,
 } from './sim-host.ts';
 export { createSimHostClient, type SimHostClient, type SimHostClientOptions } from './sim-host-client.ts';
 export { type MigrationLimits as EngineMigrationLimits, type PreCopyEngine, type PreCopyStep, closedFormPreCopy, createPreCopy, defaultMigrationLimits, simulateMigration } from './sim/migration.ts';

@@ -162,3 +162,62 @@ export interface Hypervisor {
   list(): Promise<readonly PartitionStatus[]>;
   usage(): Promise<HostUsage>;
 }
+
+/** What a host's watchdog is doing; see Watchdog. */
+export interface WatchdogStatus {
+  readonly armed: boolean;
+  /** The timeout it was armed with; null while disarmed. */
+  readonly timeoutMs: number | null;
+  /** Clock time (ms since epoch, virtual or wall) at which it fires unless petted; null while disarmed. */
+  readonly expiresAtMs: number | null;
+  /** How often it has fired since the machine booted. */
+  readonly firedCount: number;
+  /** When it last fired (the partitions went off); null if it never has since boot. */
+  readonly lastFiredAtMs: number | null;
+}
+
+/** Shortest and longest watchdog timeouts a host accepts (armWatchdog refuses others with 'invalid-config'). */
+export const watchdogTimeoutMsMin = 100;
+export const watchdogTimeoutMsMax = 10 * 60_000;
+
+/**
+ * Optional capability: a hardware-style watchdog for high availability's self-fencing (as Proxmox
+ * HA's watchdog-mux over a hardware watchdog). The node daemon arms it and pets it on every lease
+ * renewal; if the petting stops (the daemon crashed, hung, or lost the control plane and stopped on
+ * purpose) the machine itself turns off every partition when the watchdog expires, so the control
+ * plane may restart them elsewhere once the lease has expired plus a margin. The watchdog belongs to
+ * the machine, not to the daemon: a daemon restarted within the timeout re-arms or pets it and the
+ * partitions keep running. A machine boots with it disarmed.
+ *
+ * Firing turns off every Running or Paused partition (saved state is kept), reports one 'fenced'
+ * observation per partition where the implementation reports observations, counts the firing and
+ * disarms; arm it again to keep watching. A late pet does not save anything: a watchdog found
+ * expired fires before the call that found it is served, so petWatchdog then fails with
+ * 'invalid-state'.
+ *
+ * A Hypervisor may or may not have one: test with hasWatchdog.
+ */
+export interface Watchdog {
+  /**
+   * Arms (or re-arms, replacing the timeout) the watchdog: it fires timeoutMs from now unless
+   * petted. timeoutMs must be an integer from watchdogTimeoutMsMin to watchdogTimeoutMsMax
+   * ('invalid-config' otherwise).
+   */
+  armWatchdog(timeoutMs: number): Promise<WatchdogStatus>;
+  /** Pushes the expiry to timeoutMs from now; 'invalid-state' if it is not armed (never armed, disarmed or fired). */
+  petWatchdog(): Promise<WatchdogStatus>;
+  /** Stops watching; the partitions keep running. Succeeds when already disarmed. */
+  disarmWatchdog(): Promise<WatchdogStatus>;
+  watchdogStatus(): Promise<WatchdogStatus>;
+}
+
+/** Whether this hypervisor has a watchdog (the Watchdog capability). */
+export function hasWatchdog<T extends object>(hypervisor: T): hypervisor is T & Watchdog {
+  const candidate = hypervisor as Partial<Record<keyof Watchdog, unknown>>;
+  return (
+    typeof candidate.armWatchdog === 'function' &&
+    typeof candidate.petWatchdog === 'function' &&
+    typeof candidate.disarmWatchdog === 'function' &&
+    typeof candidate.watchdogStatus === 'function'
+  );
+}

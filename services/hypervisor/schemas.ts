@@ -14,6 +14,7 @@ import type {
   PartitionStatus,
   PartitionUsage,
   ProcessorSettings,
+  WatchdogStatus,
   WorkloadProfile,
 } from './port.ts';
 import type { Observation } from './sim/sim-hypervisor.ts';
@@ -145,7 +146,22 @@ export const ObservationSchema = Type.Union([
     { kind: Type.Literal('stopped-by-guest'), partitionId: Type.String(), incarnation: Type.Integer(), atMs: Type.Number() },
     closed,
   ),
+  Type.Object(
+    { kind: Type.Literal('fenced'), partitionId: Type.String(), incarnation: Type.Integer(), atMs: Type.Number() },
+    closed,
+  ),
 ]);
+
+export const WatchdogStatusSchema = Type.Object(
+  {
+    armed: Type.Boolean(),
+    timeoutMs: Type.Union([Type.Number(), Type.Null()]),
+    expiresAtMs: Type.Union([Type.Number(), Type.Null()]),
+    firedCount: Type.Integer(),
+    lastFiredAtMs: Type.Union([Type.Number(), Type.Null()]),
+  },
+  closed,
+);
 
 export const hypervisorErrorCodes = [
   'insufficient-memory',
@@ -189,6 +205,8 @@ export const CrashBodySchema = Type.Object(
   { reason: Type.String({ maxLength: simLimits.reasonLengthMax }) },
   closed,
 );
+/** The range of timeoutMs is the hypervisor's to judge (422), like every other value range. */
+export const WatchdogArmBodySchema = Type.Object({ timeoutMs: Type.Number() }, closed);
 export const PartitionParamsSchema = Type.Object({ id: PartitionIdSchema });
 
 export type ErrorBody = Static<typeof ErrorBodySchema>;
@@ -206,5 +224,6 @@ export type SchemaMatchesPort = [
   AssertTrue<Same<Static<typeof HostUsageSchema>, HostUsage>>,
   AssertTrue<Same<Static<typeof HostInfoSchema>, HostInfo>>,
   AssertTrue<Same<Static<typeof ObservationSchema>, Observation>>,
+  AssertTrue<Same<Static<typeof WatchdogStatusSchema>, WatchdogStatus>>,
   AssertTrue<Same<(typeof hypervisorErrorCodes)[number], HypervisorError['code']>>,
 ];

@@ -19,6 +19,8 @@ import {
   type PartitionConfig,
   type PartitionStatus,
   type ProcessorSettings,
+  type Watchdog,
+  type WatchdogStatus,
   type WorkloadProfile,
 } from './port.ts';
 import {
@@ -28,6 +30,7 @@ import {
   isHypervisorErrorCode,
   ObservationSchema,
   PartitionStatusSchema,
+  WatchdogStatusSchema,
 } from './schemas.ts';
 import type { Observation } from './sim/sim-hypervisor.ts';
 
@@ -37,7 +40,7 @@ export interface SimHostClientOptions {
   readonly requestTimeoutMs?: number;
 }
 
-export interface SimHostClient extends Hypervisor {
+export interface SimHostClient extends Hypervisor, Watchdog {
   readonly socketPath: string;
   /** Returns and forgets, oldest first, what happened on the host on its own. */
   drainObservations(): Promise<Observation[]>;
@@ -61,6 +64,7 @@ const checkStatusList = Compile(Type.Array(PartitionStatusSchema));
 const checkInfo = Compile(HostInfoSchema);
 const checkUsage = Compile(HostUsageSchema);
 const checkObservations = Compile(Type.Array(ObservationSchema));
+const checkWatchdog = Compile(WatchdogStatusSchema);
 
 interface Validator<T> {
   Check(value: unknown): value is T;
@@ -185,5 +189,10 @@ export function createSimHostClient(options: SimHostClientOptions): SimHostClien
     setThrottle: async (partitionId: string, incarnation: number, throttlePct: number | null): Promise<void> => {
       await call('PUT', partitionPath(partitionId, 'throttle'), { incarnation, throttlePct }, null);
     },
+    armWatchdog: (timeoutMs: number): Promise<WatchdogStatus> =>
+      expect('POST', '/watchdog/arm', { timeoutMs }, checkWatchdog),
+    petWatchdog: (): Promise<WatchdogStatus> => expect('POST', '/watchdog/pet', undefined, checkWatchdog),
+    disarmWatchdog: (): Promise<WatchdogStatus> => expect('POST', '/watchdog/disarm', undefined, checkWatchdog),
+    watchdogStatus: (): Promise<WatchdogStatus> => expect('GET', '/watchdog', undefined, checkWatchdog),
   };
 }

@@ -28,6 +28,8 @@ import {
   PartitionStatusSchema,
   ProcessorBodySchema,
   ThrottleBodySchema,
+  WatchdogArmBodySchema,
+  WatchdogStatusSchema,
   WorkloadBodySchema,
 } from './schemas.ts';
 import type { HostLimitsPreset } from './sim/limits.ts';
@@ -89,6 +91,12 @@ export const tickMsMax = 60_000;
 export const socketPathBytesMax = 107;
 /** Request bodies are small JSON documents; anything bigger is not a Hypervisor call. */
 export const requestBodyBytesMax = 64 * 1024;
+/**
+ * How often the watchdog is checked between calls and accounting ticks (or every tick, if ticks are
+ * more frequent), so a fence comes at most about this late after the expiry, event-loop lag aside.
+ * The check is a comparison unless the watchdog fires.
+ */
+export const watchdogCheckMsMax = 50;
 /** How long to wait for a probe connection to a possibly stale socket. */
 const staleProbeMsMax = 1000;
 
@@ -133,6 +141,9 @@ export async function runSimHost(options: SimHostOptions): Promise<SimHostHandle
     hypervisor.tick(Math.max(0, nowMs - lastTickAtMs));
     lastTickAtMs = nowMs;
   }, tickMs);
+  // The watchdog belongs to the machine: it fires on time whether or not anyone calls in. (A real
+  // hardware watchdog also fires if the host OS hangs; this one is as live as the sim-host process.)
+  const watchdogChecker = setInterval(() => hypervisor.checkWatchdog(), Math.min(tickMs, watchdogCheckMsMax));
 
   const descriptor: SimHostDescriptor = {
     hostId: options.hostId,
@@ -153,6 +164,7 @@ export async function runSimHost(options: SimHostOptions): Promise<SimHostHandle
     await rename(temporaryPath, descriptorPath);
   } catch (error) {
     clearInterval(ticker);
+    clearInterval(watchdogChecker);
     await app.close();
     throw error;
   }
@@ -166,6 +178,7 @@ export async function runSimHost(options: SimHostOptions): Promise<SimHostHandle
     close: () => {
       closing ??= (async () => {
         clearInterval(ticker);
+        clearInterval(watchdogChecker);
         await app.close();
         await rm(descriptorPath, { force: true });
         await rm(socketPath, { force: true });
@@ -273,6 +286,15 @@ export function buildSimHostApp(hypervisor: SimHypervisor, options: { logger: bo
     { schema: { response: { 200: Type.Array(ObservationSchema), ...errorResponses } } },
     async () => hypervisor.drainObservations(),
   );
+
+  // The watchdog (HA self-fencing): arm, pet on every lease renewal, disarm; it fences when it expires.
+  const watchdogReply = { response: { 200: WatchdogStatusSchema, ...errorResponses } };
+  app.get('/watchdog', { schema: watchdogReply }, () => hypervisor.watchdogStatus());
+  app.post('/watchdog/arm', { schema: { body: WatchdogArmBodySchema, ...watchdogReply } }, (request) =>
+    hypervisor.armWatchdog(request.body.timeoutMs),
+  );
+  app.post('/watchdog/pet', { schema: watchdogReply }, () => hypervisor.petWatchdog());
+  app.post('/watchdog/disarm', { schema: watchdogReply }, () => hypervisor.disarmWatchdog());
 
   app.post(
     '/partitions/:id/start',

@@ -64,8 +64,9 @@ export function createControlPlaneClient(baseUrl: string, hostId: string, reques
     migrationReport: (reports: readonly Record<string, unknown>[]) =>
       call<{ results: { reportId: string; outcome: string; reason: string | null }[] }>('POST', `/v1/hosts/${host}/migration-reports`, { reports }),
     telemetry: (sample: unknown) => call<unknown>('POST', `/v1/hosts/${host}/telemetry`, sample),
-    heartbeat: (bootId: string, checkpointPosition: number) =>
-      call<{ position: number }>('POST', `/v1/hosts/${host}/heartbeat`, { bootId, checkpointPosition }),
+    heartbeat: (bootId: string, checkpointPosition: number, lease: { leaseMs: number; renewMs: number; marginMs: number }) =>
+      call<{ position: number }>('POST', `/v1/hosts/${host}/heartbeat`, { bootId, checkpointPosition, ...lease }),
+    fenced: (body: { bootId: string; turnedOff: string[]; how: string; reason: string }) => call<unknown>('POST', `/v1/hosts/${host}/fenced`, body),
     /** Opens the directive stream after `position`; the caller iterates until it ends. */
     async directives(after: number, signal: AbortSignal): Promise<AsyncGenerator<SseMessage>> {
       const response = await fetch(new URL(`/v1/hosts/${host}/directives?after=${after}`, baseUrl), {

@@ -6,7 +6,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { type Hypervisor, HypervisorError, type PartitionConfig, type PartitionStatus } from '../hypervisor/index.ts';
+import { type Hypervisor, HypervisorError, type PartitionConfig, type PartitionStatus, type Watchdog } from '../hypervisor/index.ts';
 import { checkpointFileName, readCheckpoint, writeCheckpoint } from './checkpoint.ts';
 import { ControlPlaneHttpError, type Desired, type DesiredPartition, type Report, createControlPlaneClient } from './control-plane-client.ts';
 import { type MigrationDirective, createMigrationParticipant } from './migration.ts';
@@ -15,7 +15,12 @@ export type NodeDaemonConfig = {
   readonly hostId: string;
   readonly controlPlaneUrl: string;
   readonly dataDir: string;
+  /** Lease renewal period (the heartbeat). */
   readonly heartbeatMs: number;
+  /** The lease each renewal extends; the control plane declares the host failed after leaseMs + marginMs of silence. */
+  readonly leaseMs: number;
+  /** The daemon fences itself (and arms its machine's watchdog) at leaseMs − marginMs without renewal. */
+  readonly marginMs: number;
   /** How often usage is sampled and sent to the control plane (the hypervisor's tick). */
   readonly telemetryMs: number;
   readonly observationPollMs: number;
@@ -28,6 +33,8 @@ export type NodeDaemonConfig = {
 
 export const defaultNodeDaemonConfig = {
   heartbeatMs: 1_000,
+  leaseMs: 10_000,
+  marginMs: 2_000,
   telemetryMs: 1_000,
   observationPollMs: 500,
   requestTimeoutMs: 10_000,
@@ -42,7 +49,11 @@ export const defaultNodeDaemonConfig = {
  */
 export type Observing = {
   drainObservations(): Promise<
-    readonly ({ kind: 'crashed'; partitionId: string; incarnation: number; reason: string } | { kind: 'stopped-by-guest'; partitionId: string; incarnation: number })[]
+    readonly (
+      | { kind: 'crashed'; partitionId: string; incarnation: number; reason: string }
+      | { kind: 'stopped-by-guest'; partitionId: string; incarnation: number }
+      | { kind: 'fenced'; partitionId: string; incarnation: number }
+    )[]
   >;
   setWorkload(partitionId: string, workload: PartitionConfig['workload']): Promise<void>;
 };
@@ -94,9 +105,12 @@ function configOf(partitionId: string, incarnation: number, spec: PartitionSpecL
 
 export async function runNodeDaemon(
   config: NodeDaemonConfig,
-  hypervisor: Hypervisor & Partial<Observing>,
+  hypervisor: Hypervisor & Partial<Observing> & Partial<Watchdog>,
   log: Logger,
 ): Promise<NodeDaemonHandle> {
+  if (!(config.heartbeatMs < config.leaseMs - config.marginMs && config.marginMs >= 0)) {
+    throw new RangeError(`lease terms: need heartbeatMs (${config.heartbeatMs}) < leaseMs (${config.leaseMs}) − marginMs (${config.marginMs})`);
+  }
   mkdirSync(config.dataDir, { recursive: true });
   const { hostId } = config;
   const client = createControlPlaneClient(config.controlPlaneUrl, hostId, config.requestTimeoutMs);
@@ -338,8 +352,74 @@ export async function runNodeDaemon(
   })();
 
   // ---------------------------------------------------------------- heartbeat and observations
+  // ---------------------------------------------------------------- lease, self-fencing, watchdog
+  // Every successful heartbeat renews the lease and pets the machine's watchdog. Without a renewal
+  // for leaseMs − marginMs the daemon turns every partition off (self-fencing), and the watchdog
+  // does the same should the daemon itself be dead or hung: by the time the control plane declares
+  // the host failed (leaseMs + marginMs), nothing runs here, so restarting elsewhere is safe.
+  const fenceAfterMs = config.leaseMs - config.marginMs;
+  let lastRenewedMs = Date.now();
+  let watchdogArmed = false;
+  let fenced: { turnedOff: string[]; how: 'self-fence' | 'watchdog' | 'machine-down'; reason: string } | null = null;
+  let machineDown = false;
+  let beating = false;
+  let fenceReported = '';
+  async function selfFence(reason: string): Promise<void> {
+    const running = await hypervisor.list().catch(() => [] as PartitionStatus[]);
+    const turnedOff: string[] = [];
+    for (const p of running) {
+      await hypervisor.turnOff(p.partitionId, p.incarnation).catch(() => undefined);
+      turnedOff.push(`${p.partitionId}#${p.incarnation}`);
+    }
+    fenced = { turnedOff: [...(fenced?.turnedOff ?? []), ...turnedOff], how: fenced?.how ?? 'self-fence', reason };
+    log.error({ turnedOff, reason }, 'SELF-FENCED: lease not renewed; every partition on this host is off');
+  }
   const heartbeat = setInterval(() => {
-    client.heartbeat(bootId, checkpoint).catch((error: unknown) => log.debug({ err: String(error) }, 'heartbeat failed'));
+    if (beating) return;
+    beating = true;
+    (async () => {
+      // A machine that does not answer runs nothing of ours: stop renewing, so the host fails over.
+      try {
+        await hypervisor.info();
+        machineDown = false;
+      } catch {
+        if (!machineDown) {
+          machineDown = true;
+          fenced = { turnedOff: fenced?.turnedOff ?? [], how: 'machine-down', reason: 'the machine does not answer its daemon' };
+          log.error('the machine is down; lease renewal stopped');
+        }
+      }
+      if (!machineDown && !fenced && Date.now() - lastRenewedMs > fenceAfterMs) await selfFence(`no lease renewal for ${Date.now() - lastRenewedMs} ms`);
+      if (fenced) {
+        // Say what was fenced before taking a new lease, so the log has it in that order.
+        const key = JSON.stringify(fenced);
+        if (key !== fenceReported) {
+          await client.fenced({ bootId, ...fenced });
+          fenceReported = key;
+          log.warn({ ...fenced }, 'reported the fencing to the control plane');
+        }
+        if (machineDown) return;
+        fenced = null;
+        fenceReported = '';
+      }
+      if (machineDown) return;
+      await client.heartbeat(bootId, checkpoint, { leaseMs: config.leaseMs, renewMs: config.heartbeatMs, marginMs: config.marginMs });
+      lastRenewedMs = Date.now();
+      if (hypervisor.armWatchdog && hypervisor.petWatchdog) {
+        if (!watchdogArmed) {
+          await hypervisor.armWatchdog(fenceAfterMs);
+          watchdogArmed = true;
+        } else {
+          await hypervisor.petWatchdog().catch(async () => {
+            await hypervisor.armWatchdog!(fenceAfterMs);
+          });
+        }
+      }
+    })()
+      .catch((error: unknown) => log.debug({ err: String(error) }, 'heartbeat failed'))
+      .finally(() => {
+        beating = false;
+      });
   }, config.heartbeatMs);
   let observing = false;
   const observe = setInterval(() => {
@@ -354,7 +434,17 @@ export async function runNodeDaemon(
         currentStream?.abort();
       }
       if (!hypervisor.drainObservations) return;
-      const observations = await hypervisor.drainObservations!();
+      const all = await hypervisor.drainObservations!();
+      const byWatchdog = all.filter((o) => o.kind === 'fenced');
+      if (byWatchdog.length > 0) {
+        watchdogArmed = false;
+        fenced = {
+          turnedOff: [...(fenced?.turnedOff ?? []), ...byWatchdog.map((o) => `${o.partitionId}#${o.incarnation}`)],
+          how: 'watchdog',
+          reason: 'the machine\'s watchdog expired: its daemon had not renewed the lease',
+        };
+      }
+      const observations = all.filter((o): o is Exclude<typeof o, { kind: 'fenced' }> => o.kind !== 'fenced');
       await report(
         observations.map((o) => ({
           reportId: `observed:${bootId}:${o.partitionId}:${o.incarnation}:${o.kind}`,
@@ -392,6 +482,8 @@ export async function runNodeDaemon(
     connected: () => connected,
     async close() {
       stop.abort();
+      // A clean stop hands the partitions over to the machine: they keep running, and the
+      // watchdog fences them only if no daemon comes back within the lease.
       migrations.close();
       clearInterval(heartbeat);
       clearInterval(observe);

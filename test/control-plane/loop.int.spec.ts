@@ -116,8 +116,16 @@ describe('the core loop', () => {
     const failed = await stateOf('victim', 'Failed');
     expect(failed.reason).toMatch(/start failed: .*MiB/);
     const events = (await call('GET', '/v1/partitions/victim/events')).body.events;
-    expect(events.at(-1)).toMatchObject({ type: 'PartitionStartFailed', actor: 'daemon:h1', data: { code: 'insufficient-memory' } });
-    expect(events.at(-1).causationId).toBe(events.at(-2).eventId);
+    const failedAt = events.findIndex((e: { type: string }) => e.type === 'PartitionStartFailed');
+    expect(events[failedAt]).toMatchObject({ actor: 'daemon:h1', data: { code: 'insufficient-memory' } });
+    expect(events[failedAt].causationId).toBe(events[failedAt - 1].eventId);
+    // HA (the default policy protects it) plans a restart after the first backoff, with the cause.
+    await waitFor('HA plans a restart', async () => {
+      const all = (await call('GET', '/v1/partitions/victim/events')).body.events;
+      return all.find((e: { type: string }) => e.type === 'PartitionRestartPlanned');
+    });
+    const plan = (await call('GET', '/v1/partitions/victim/events')).body.events.find((e: { type: string }) => e.type === 'PartitionRestartPlanned');
+    expect(plan).toMatchObject({ actor: 'system:ha', causationId: events[failedAt].eventId, data: { causeType: 'PartitionStartFailed', delayMs: 10_000, attempt: 1 } });
     await waitFor('victim reservation released', async () => {
       const host = (await call('GET', '/v1/hosts/h1')).body;
       return host.reservations.some((r: { partitionId: string }) => r.partitionId === 'victim') ? undefined : true;

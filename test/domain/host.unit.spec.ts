@@ -42,6 +42,8 @@ describe('RegisterHost', () => {
       limits: hostLimitPresets.modern,
       cordoned: false,
       cordonReason: null,
+      liveness: 'Unknown',
+      lease: null,
       maintenance: null,
       reservations: new Map(),
       reserved: emptyTotals,

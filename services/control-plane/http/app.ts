@@ -321,8 +321,16 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.post('/v1/hosts/:id/heartbeat', { schema: { tags: ['daemon'], summary: "The daemon's liveness signal", params: S.IdParams, body: S.HeartbeatInput, response: { 200: S.HeartbeatResult, 404: S.Problem } } }, async (request, reply) => {
     const hostId = request.params.id;
     if (!service.host(hostId)) return sendProblem(reply, request, problem(404, 'host-not-found', `host ${hostId} does not exist`));
-    service.daemons.heartbeat(hostId, request.body.bootId, request.body.checkpointPosition);
-    return { position: service.projections.position };
+    const b = request.body;
+    service.daemons.heartbeat(hostId, b.bootId, b.checkpointPosition);
+    const lease = { leaseMs: b.leaseMs ?? 10_000, renewMs: b.renewMs ?? 1_000, marginMs: b.marginMs ?? 2_000 };
+    const host = service.host(hostId)!;
+    // Renewals stay in memory; taking a lease (a new daemon, a new boot, a return) is an event.
+    if (host.state !== 'Up' && host.state !== 'Maintenance' || host.lease?.bootId !== b.bootId || host.lease.leaseMs !== lease.leaseMs || host.lease.renewMs !== lease.renewMs || host.lease.marginMs !== lease.marginMs) {
+      const outcome = await service.hostCommand(hostId, { type: 'AcquireLease', bootId: b.bootId, ...lease }, { actor: `daemon:${hostId}`, correlationId: request.id, causationId: null, idSeed: null });
+      if (!outcome.ok) return sendProblem(reply, request, rejectionProblem(outcome.rejection));
+    }
+    return { position: service.projections.position, leaseMs: lease.leaseMs };
   });
 
   // ---------------------------------------------------------------- migrations
@@ -407,6 +415,15 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     const outcome = await maintenance.end(request.params.id, m);
     if (!outcome.ok) return sendProblem(reply, request, rejectionProblem(outcome.rejection));
     return outcome.value;
+  });
+
+  app.post('/v1/hosts/:id/fenced', { schema: { tags: ['daemon'], summary: 'A daemon (or its machine\'s watchdog) turned off its partitions because its lease lapsed', params: S.IdParams, body: S.FencedInput, response: { 200: S.HostResult, 404: S.Problem } } }, async (request, reply) => {
+    const hostId = request.params.id;
+    if (!service.host(hostId)) return sendProblem(reply, request, problem(404, 'host-not-found', `host ${hostId} does not exist`));
+    const b = request.body;
+    return respondHost(request, reply, 200, (m) =>
+      service.hostCommand(hostId, { type: 'ReportFenced', bootId: b.bootId, turnedOff: b.turnedOff, how: b.how, reason: b.reason }, { ...m, actor: `daemon:${hostId}`, idSeed: `fenced|${hostId}|${b.bootId}|${b.how}|${b.turnedOff.join(',')}` }),
+    );
   });
 
   // ---------------------------------------------------------------- telemetry

@@ -49,6 +49,8 @@ export const HostView = Type.Object({
   limits: HostLimits,
   cordoned: Type.Boolean(),
   cordonReason: Type.Union([Type.String(), Type.Null()]),
+  state: Type.String({ description: 'Up, Suspect, Failed, Fenced, Maintenance (draining or in maintenance), or Unknown before its daemon first took a lease' }),
+  lease: Type.Union([Type.Object({ bootId: Type.String(), leaseMs: Type.Integer(), renewMs: Type.Integer(), marginMs: Type.Integer() }), Type.Null()]),
   maintenance: Type.Union([Type.Object({ drainId: Type.String(), status: Type.String(), reason: Type.String() }), Type.Null()]),
   capacity: Type.Object({
     vcpusMax: Type.Integer(),
@@ -295,6 +297,9 @@ export const HeartbeatInput = Type.Object(
   {
     bootId: Type.String({ minLength: 1, maxLength: 100 }),
     checkpointPosition: Type.Integer({ minimum: 0 }),
+    leaseMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 3_600_000, description: 'the lease this heartbeat renews (default 10000)' })),
+    renewMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 600_000, description: 'how often the daemon renews (default 1000)' })),
+    marginMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000, description: 'fencing safety margin (default 2000)' })),
   },
   { additionalProperties: false },
 );
@@ -329,7 +334,7 @@ export const StreamQuery = Type.Object(
 );
 export const EmptyInput = Type.Union([Type.Object({}, { additionalProperties: false }), Type.Null()]);
 export const HealthView = Type.Object({ status: Type.String(), position: Type.Optional(Type.Integer()) });
-export const HeartbeatResult = Type.Object({ position: Type.Integer() });
+export const HeartbeatResult = Type.Object({ position: Type.Integer(), leaseMs: Type.Integer() });
 
 const TelemetryValue = Type.Union([Type.Number(), Type.String(), Type.Null()]);
 
@@ -464,3 +469,13 @@ export const DrainView = Type.Object({
 });
 
 export const MaintenanceInput = Type.Union([Type.Object({ reason: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })) }, { additionalProperties: false }), Type.Null()]);
+
+export const FencedInput = Type.Object(
+  {
+    bootId: Type.String({ minLength: 1, maxLength: 100 }),
+    turnedOff: Type.Array(Type.String({ maxLength: 200 }), { maxItems: 4096 }),
+    how: Type.Union([Type.Literal('self-fence'), Type.Literal('watchdog'), Type.Literal('machine-down')]),
+    reason: Type.String({ maxLength: 2000 }),
+  },
+  { additionalProperties: false },
+);

@@ -34,6 +34,13 @@
  *
  * Host limits (§1.3): vCPUs per partition, partitions and vCPUs per host and the vCPU:LP ratio are
  * checked at start, per the limitsPreset ('modern' by default, or 'r2': Hyper-V 2008 R2).
+ *
+ * Watchdog (the port's Watchdog capability, for HA self-fencing): expiry is judged on the injected
+ * clock. Every call (tick() and checkWatchdog() included) first fires a watchdog whose expiry has
+ * come (now >= expiresAtMs): every Running or Paused partition is turned off, in id order, each with
+ * a 'fenced' observation stamped with the time it went off, then the watchdog disarms and counts the
+ * firing. The sim has no timer, so it fires when it is next called at or after its expiry: a host
+ * process calls checkWatchdog() on a short timer of its own (sim-host.ts).
  */
 import {
   type HostInfo,
@@ -46,7 +53,11 @@ import {
   type PartitionUsage,
   type ProcessorSettings,
   type RunState,
+  type Watchdog,
+  type WatchdogStatus,
   type WorkloadProfile,
+  watchdogTimeoutMsMax,
+  watchdogTimeoutMsMin,
 } from '../port.ts';
 import { computeEntitlements, type EntitlementDemand } from './entitlement.ts';
 import { type HostLimits, type HostLimitsPreset, hostLimitsPresets, isHostLimitsPreset } from './limits.ts';
@@ -85,7 +96,9 @@ export type Observation =
       readonly reason: string;
       readonly atMs: number;
     }
-  | { readonly kind: 'stopped-by-guest'; readonly partitionId: string; readonly incarnation: number; readonly atMs: number };
+  | { readonly kind: 'stopped-by-guest'; readonly partitionId: string; readonly incarnation: number; readonly atMs: number }
+  /** The host's watchdog expired and turned the partition off (self-fencing); atMs is when it went off. */
+  | { readonly kind: 'fenced'; readonly partitionId: string; readonly incarnation: number; readonly atMs: number };
 
 export interface SimHypervisorOptions {
   readonly hostId: string;
@@ -134,7 +147,7 @@ export interface PartitionAccounting {
   readonly vcpus: readonly VcpuAccounting[];
 }
 
-export interface SimHypervisor extends Hypervisor {
+export interface SimHypervisor extends Hypervisor, Watchdog {
   /**
    * Advances virtual time by elapsedMs: the quantum scheduler runs over it (whole quanta; the rest
    * is carried to the next tick), the memory balancer runs every memoryBalancerPeriodMs, workload
@@ -164,6 +177,12 @@ export interface SimHypervisor extends Hypervisor {
    */
   lostObservationCount(): number;
   accounting(): readonly PartitionAccounting[];
+  /**
+   * Fires the watchdog if it is armed and its expiry has come (every other call does this first
+   * too); returns whether it fired. Cheap: a host process calls it on a short timer so fencing is
+   * prompt between calls and accounting ticks.
+   */
+  checkWatchdog(): boolean;
 }
 
 /** Observations kept until drained; beyond it the oldest are dropped (and counted, see lostObservationCount). */
@@ -262,6 +281,11 @@ export function createSimHypervisor(options: SimHypervisorOptions): SimHyperviso
   let carriedMs = 0;
   let sinceBalanceMs = 0;
   let sorted: PartitionRecord[] | null = null;
+  /** The watchdog: armed while timeoutMs is not null. */
+  let watchdogTimeoutMs: number | null = null;
+  let watchdogExpiresAtMs: number | null = null;
+  let watchdogFiredCount = 0;
+  let watchdogLastFiredAtMs: number | null = null;
 
   /** Running and paused partitions in id order (cached: membership changes rarely, quanta are many). */
   const sortedRecords = (): PartitionRecord[] => {
@@ -347,6 +371,31 @@ export function createSimHypervisor(options: SimHypervisorOptions): SimHyperviso
 
   /** nominal × (1 ± jitter), uniformly; only called when jitterPct > 0 so a quiet sim draws nothing. */
   const noise = (): number => 1 + (jitterPct / 100) * (2 * random.nextFloat() - 1);
+
+  const watchdogStatusNow = (): WatchdogStatus => ({
+    armed: watchdogTimeoutMs !== null,
+    timeoutMs: watchdogTimeoutMs,
+    expiresAtMs: watchdogExpiresAtMs,
+    firedCount: watchdogFiredCount,
+    lastFiredAtMs: watchdogLastFiredAtMs,
+  });
+
+  /** Fires the watchdog if its expiry has come: every partition on the host goes off. Runs first in every call. */
+  const fireWatchdogIfExpired = (): boolean => {
+    if (watchdogExpiresAtMs === null) return false;
+    const nowMs = clock.nowMs();
+    if (nowMs < watchdogExpiresAtMs) return false;
+    for (const record of sortedRecords()) {
+      observe({ kind: 'fenced', partitionId: record.partitionId, incarnation: record.incarnation, atMs: nowMs });
+    }
+    running.clear();
+    sorted = null;
+    watchdogTimeoutMs = null;
+    watchdogExpiresAtMs = null;
+    watchdogFiredCount += 1;
+    watchdogLastFiredAtMs = nowMs;
+    return true;
+  };
 
   /** Host-limit admission (§1.3) for a start of this config, with any older incarnation already off. */
   const checkHostLimits = (config: PartitionConfig): void => {
@@ -479,10 +528,12 @@ export function createSimHypervisor(options: SimHypervisorOptions): SimHyperviso
 
   const hypervisor: SimHypervisor = {
     async info(): Promise<HostInfo> {
+      fireWatchdogIfExpired();
       return { hostId, logicalProcessors, memoryMiB, parentReserveMiB, bootId };
     },
 
     async start(config: PartitionConfig): Promise<PartitionStatus> {
+      fireWatchdogIfExpired();
       validatePartitionConfig(config, logicalProcessors, limits, limitsPreset);
       const { partitionId, incarnation } = config;
       const current = running.get(partitionId);
@@ -553,15 +604,18 @@ export function createSimHypervisor(options: SimHypervisorOptions): SimHyperviso
     },
 
     async stop(partitionId: string, incarnation: number): Promise<void> {
+      fireWatchdogIfExpired();
       removeIncarnation(partitionId, incarnation);
     },
 
     async turnOff(partitionId: string, incarnation: number): Promise<void> {
+      fireWatchdogIfExpired();
       // The simulated guest shuts down instantly, so a graceful stop and a power-off look the same.
       removeIncarnation(partitionId, incarnation);
     },
 
     async pause(partitionId: string, incarnation: number): Promise<PartitionStatus> {
+      fireWatchdogIfExpired();
       const record = requireIncarnation(partitionId, incarnation, 'pause');
       record.state = 'Paused';
       applyProcessor(record);
@@ -569,6 +623,7 @@ export function createSimHypervisor(options: SimHypervisorOptions): SimHyperviso
     },
 
     async resume(partitionId: string, incarnation: number): Promise<PartitionStatus> {
+      fireWatchdogIfExpired();
       const record = requireIncarnation(partitionId, incarnation, 'resume');
       record.state = 'Running';
       applyProcessor(record);
@@ -576,6 +631,7 @@ export function createSimHypervisor(options: SimHypervisorOptions): SimHyperviso
     },
 
     async save(partitionId: string, incarnation: number): Promise<void> {
+      fireWatchdogIfExpired();
       validatePartitionId(partitionId);
       validateIncarnation(incarnation);
       if (saved.get(partitionId)?.incarnation === incarnation && running.get(partitionId) === undefined) return;
@@ -590,6 +646,7 @@ export function createSimHypervisor(options: SimHypervisorOptions): SimHyperviso
     },
 
     async setProcessor(partitionId: string, incarnation: number, processor: ProcessorSettings): Promise<PartitionStatus> {
+      fireWatchdogIfExpired();
       const record = requireIncarnation(partitionId, incarnation, 'set the processor of');
       validateProcessor(processor);
       record.processor = { ...processor };
@@ -598,6 +655,7 @@ export function createSimHypervisor(options: SimHypervisorOptions): SimHyperviso
     },
 
     async setMemory(partitionId: string, incarnation: number, memory: MemorySettings): Promise<PartitionStatus> {
+      fireWatchdogIfExpired();
       const record = requireIncarnation(partitionId, incarnation, 'set the memory of');
       validateMemory(memory);
       const current = record.memory;
@@ -648,10 +706,12 @@ export function createSimHypervisor(options: SimHypervisorOptions): SimHyperviso
     },
 
     async list(): Promise<readonly PartitionStatus[]> {
+      fireWatchdogIfExpired();
       return sortedRecords().map(statusOf);
     },
 
     async usage(): Promise<HostUsage> {
+      fireWatchdogIfExpired();
       const partitions: PartitionUsage[] = sortedRecords().map((record) => {
         const sample = record.sample;
         const memoryAssignedMiB = assignedMiBOf(record.memoryState);
@@ -687,6 +747,7 @@ export function createSimHypervisor(options: SimHypervisorOptions): SimHyperviso
     },
 
     tick(elapsedMs: number): void {
+      fireWatchdogIfExpired();
       if (!Number.isFinite(elapsedMs) || elapsedMs < 0) {
         throw new RangeError(`tick: elapsedMs must be a finite number >= 0, got ${elapsedMs}`);
       }
@@ -744,6 +805,7 @@ export function createSimHypervisor(options: SimHypervisorOptions): SimHyperviso
     },
 
     crashPartition(partitionId: string, reason: string): void {
+      fireWatchdogIfExpired();
       validateReason(reason);
       const record = requireRunning(partitionId, 'crash');
       deleteRecord(partitionId);
@@ -751,12 +813,14 @@ export function createSimHypervisor(options: SimHypervisorOptions): SimHyperviso
     },
 
     shutdownFromGuest(partitionId: string): void {
+      fireWatchdogIfExpired();
       const record = requireRunning(partitionId, 'shut down');
       deleteRecord(partitionId);
       observe({ kind: 'stopped-by-guest', partitionId, incarnation: record.incarnation, atMs: clock.nowMs() });
     },
 
     setWorkload(partitionId: string, workload: WorkloadProfile | null): void {
+      fireWatchdogIfExpired();
       const record = requireRunning(partitionId, 'set the workload of');
       if (workload !== null) validateWorkload(workload);
       record.workload = workload ? { ...workload } : null;
@@ -767,6 +831,7 @@ export function createSimHypervisor(options: SimHypervisorOptions): SimHyperviso
     },
 
     async setThrottle(partitionId: string, incarnation: number, throttlePct: number | null): Promise<void> {
+      fireWatchdogIfExpired();
       const record = requireIncarnation(partitionId, incarnation, 'throttle');
       validateThrottle(throttlePct);
       record.throttlePct = throttlePct;
@@ -774,14 +839,19 @@ export function createSimHypervisor(options: SimHypervisorOptions): SimHyperviso
     },
 
     drainObservations(): Observation[] {
+      fireWatchdogIfExpired();
       const drained = observations;
       observations = [];
       return drained;
     },
 
-    lostObservationCount: () => lostObservationCount,
+    lostObservationCount(): number {
+      fireWatchdogIfExpired();
+      return lostObservationCount;
+    },
 
     accounting(): readonly PartitionAccounting[] {
+      fireWatchdogIfExpired();
       return sortedRecords().map((record) => {
         const vcpus = vcpuAccounting(record);
         const counters = partitionCounters(record.scheduler);
@@ -795,6 +865,43 @@ export function createSimHypervisor(options: SimHypervisorOptions): SimHyperviso
         };
       });
     },
+
+    async armWatchdog(timeoutMs: number): Promise<WatchdogStatus> {
+      fireWatchdogIfExpired();
+      if (!Number.isInteger(timeoutMs) || timeoutMs < watchdogTimeoutMsMin || timeoutMs > watchdogTimeoutMsMax) {
+        throw new HypervisorError(
+          'invalid-config',
+          `watchdog timeoutMs must be an integer from ${watchdogTimeoutMsMin} to ${watchdogTimeoutMsMax}, got ${timeoutMs}`,
+        );
+      }
+      watchdogTimeoutMs = timeoutMs;
+      watchdogExpiresAtMs = clock.nowMs() + timeoutMs;
+      return watchdogStatusNow();
+    },
+
+    async petWatchdog(): Promise<WatchdogStatus> {
+      fireWatchdogIfExpired();
+      if (watchdogTimeoutMs === null) {
+        const why = watchdogLastFiredAtMs === null ? 'it is not armed' : `it is not armed (it last fired at ${watchdogLastFiredAtMs})`;
+        throw new HypervisorError('invalid-state', `cannot pet the watchdog of host ${hostId}: ${why}; arm it first`);
+      }
+      watchdogExpiresAtMs = clock.nowMs() + watchdogTimeoutMs;
+      return watchdogStatusNow();
+    },
+
+    async disarmWatchdog(): Promise<WatchdogStatus> {
+      fireWatchdogIfExpired();
+      watchdogTimeoutMs = null;
+      watchdogExpiresAtMs = null;
+      return watchdogStatusNow();
+    },
+
+    async watchdogStatus(): Promise<WatchdogStatus> {
+      fireWatchdogIfExpired();
+      return watchdogStatusNow();
+    },
+
+    checkWatchdog: (): boolean => fireWatchdogIfExpired(),
   };
 
   /** Stop/turn-off semantics: that exact incarnation goes (running or saved), anything else is a no-op. */
