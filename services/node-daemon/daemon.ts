@@ -354,10 +354,11 @@ export async function runNodeDaemon(
   // ---------------------------------------------------------------- heartbeat and observations
   // ---------------------------------------------------------------- lease, self-fencing, watchdog
   // Every successful heartbeat renews the lease and pets the machine's watchdog. Without a renewal
-  // for leaseMs − marginMs the daemon turns every partition off (self-fencing), and the watchdog
-  // does the same should the daemon itself be dead or hung: by the time the control plane declares
-  // the host failed (leaseMs + marginMs), nothing runs here, so restarting elsewhere is safe.
+  // for leaseMs − marginMs the daemon turns every partition off (self-fencing); the watchdog, armed
+  // for leaseMs, does the same should the daemon itself be dead or hung. By the time the control
+  // plane declares the host failed (leaseMs + marginMs of silence), nothing runs here.
   const fenceAfterMs = config.leaseMs - config.marginMs;
+  const watchdogMs = config.leaseMs;
   let lastRenewedMs = Date.now();
   let watchdogArmed = false;
   let fenced: { turnedOff: string[]; how: 'self-fence' | 'watchdog' | 'machine-down'; reason: string } | null = null;
@@ -407,11 +408,11 @@ export async function runNodeDaemon(
       lastRenewedMs = Date.now();
       if (hypervisor.armWatchdog && hypervisor.petWatchdog) {
         if (!watchdogArmed) {
-          await hypervisor.armWatchdog(fenceAfterMs);
+          await hypervisor.armWatchdog(watchdogMs);
           watchdogArmed = true;
         } else {
           await hypervisor.petWatchdog().catch(async () => {
-            await hypervisor.armWatchdog!(fenceAfterMs);
+            await hypervisor.armWatchdog!(watchdogMs);
           });
         }
       }
