@@ -24,11 +24,11 @@ import type { Projections } from './projections.ts';
 import { type ControlPlaneService, hostDecider, partitionDecider } from './service.ts';
 
 export type LivenessConfig = {
-  /** Silence after which an Up host is Suspect (missed heartbeats). */
-  readonly suspectAfterMs: number;
+  /** An Up host that missed this many renewals in a row (by its own lease's period) is Suspect. */
+  readonly suspectAfterMissedRenewals: number;
 };
 
-export const defaultLivenessConfig: LivenessConfig = { suspectAfterMs: 3_000 };
+export const defaultLivenessConfig: LivenessConfig = { suspectAfterMissedRenewals: 3 };
 
 export class HaManager {
   private running: Promise<void> | null = null;
@@ -89,7 +89,7 @@ export class HaManager {
           lastRenewedAt: this.daemons.lastSeenMs(h.hostId) === null ? null : new Date(lastMs).toISOString(),
           reason: `no lease renewal for ${silentMs} ms (lease ${h.lease.leaseMs} ms + fencing margin ${h.lease.marginMs} ms)`,
         }, meta);
-      } else if (h.liveness === 'Up' && silentMs > this.liveness.suspectAfterMs) {
+      } else if (h.liveness === 'Up' && silentMs > this.liveness.suspectAfterMissedRenewals * h.lease.renewMs) {
         await this.exec('host', h.hostId, { type: 'SuspectHost', silentMs }, meta);
       }
     }

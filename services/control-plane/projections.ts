@@ -49,11 +49,15 @@ export type TrackedMigration = Tracked<MigrationState> & {
 export const catchUpWaitMsMax = 10_000;
 
 export class Projections {
+  constructor(options: { haResetAfterMs?: number } = {}) {
+    this.ha = new HaLedger(options.haResetAfterMs ?? defaultHaConfig.resetAfterMs);
+  }
+
   readonly hosts = new Map<string, Tracked<HostState>>();
   readonly partitions = new Map<string, Tracked<PartitionState>>();
   readonly migrations = new Map<string, TrackedMigration>();
   /** HA's memory of each partition's failures, restarts and decisions. */
-  readonly ha = new HaLedger(defaultHaConfig.resetAfterMs);
+  readonly ha: HaLedger;
   /** The HostFailed event of each host that failed last (the cause of its partitions' restarts). */
   readonly hostFailedEvents = new Map<string, string>();
   /** Who asked for each drain (maintenance), so its migrations carry the cause and the actor. */

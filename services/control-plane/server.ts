@@ -63,7 +63,7 @@ export async function runControlPlane(config: ControlPlaneConfig, injected?: { s
   mkdirSync(config.dataDir, { recursive: true });
   const store = injected?.store ?? openSqliteEventStore({ path: join(config.dataDir, 'events.db') });
   const idempotency = openIdempotencyStore(join(config.dataDir, 'control-plane.db'));
-  const projections = new Projections();
+  const projections = new Projections({ haResetAfterMs: config.ha.resetAfterMs });
   const daemons = new DaemonRegistry(config.daemonConnectedWindowMs);
   const service = new ControlPlaneService(store, projections, daemons, {
     placementAttemptsMax: config.placementAttemptsMax,

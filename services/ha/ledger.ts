@@ -61,8 +61,8 @@ export class HaLedger {
         r.plan = null;
         return;
       }
+      // A live migration moves a running guest without restarting it: its clock keeps running.
       case 'PartitionStarted':
-      case 'PartitionMigrated':
         this.record(partitionId).runningSinceMs = atMs;
         return;
       case 'PartitionCrashed':

@@ -96,7 +96,11 @@ export function planRestarts(candidates: readonly HaCandidate[], hostUp: (hostId
       continue;
     }
     if (nowMs >= r.plan.notBeforeMs) {
-      const where = r.plan.where === 'same-host' && hostUp(failure.hostId) ? 'same-host' : c.restart === 'any-host' ? 'any-host' : null;
+      // In place while its host is up; a same-host policy waits for a host that is down, up to
+      // sameHostWaitMs, then falls back to any host, as after a host failure.
+      let where: 'same-host' | 'any-host' | null = null;
+      if (r.plan.where === 'same-host' && hostUp(failure.hostId)) where = 'same-host';
+      else if (r.plan.where === 'any-host' || c.restart === 'any-host' || nowMs - failure.atMs >= config.sameHostWaitMs) where = 'any-host';
       if (where === null) continue;
       restarts.push({ kind: 'restart', partitionId: c.partitionId, causeEventId: failure.eventId, where, hostId: where === 'same-host' ? failure.hostId : null, priority: c.priority, failedAtMs: failure.atMs });
     }

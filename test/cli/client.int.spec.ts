@@ -60,7 +60,8 @@ describe('vcp client commands', { timeout: 60_000 }, () => {
     const beat = await fetch(`${handle.url}/v1/hosts/host-1/heartbeat`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ bootId: 'boot-1', checkpointPosition: 0 }),
+      // A lease as long as the file runs: no daemon renews it here.
+      body: JSON.stringify({ bootId: 'boot-1', checkpointPosition: 0, leaseMs: 3_600_000, renewMs: 600_000, marginMs: 0 }),
     });
     expect(beat.status).toBe(200);
 

@@ -983,7 +983,8 @@ describe('property: random migration commands from random hosts', () => {
         expect(fold(evolveMigration, initialMigrationState(), log)).toEqual(state);
         expect(fold(evolveMigration, initialMigrationState(), JSON.parse(JSON.stringify(log)) as MigrationEvent[])).toEqual(state);
       }),
-      { numRuns: 1500 },
+      // A fixed seed: the coverage checks below must not depend on luck.
+      { numRuns: 1500, seed: 20261128 },
     );
   });
 

@@ -20,7 +20,10 @@ async function cuttableProxy(targetPort: number) {
   const sockets = new Set<Socket>();
   let cut = false;
   const server = createServer((client) => {
-    if (cut) return client.destroy();
+    if (cut) {
+      client.destroy();
+      return;
+    }
     const upstream = createConnection({ port: targetPort, host: '127.0.0.1' });
     sockets.add(client).add(upstream);
     client.pipe(upstream).pipe(client);
