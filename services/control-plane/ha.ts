@@ -7,6 +7,7 @@
  * declares a host failed only after `leaseMs + marginMs` of silence. So a partition restarted
  * elsewhere never overlaps a copy still running on the failed host.
  */
+import { SerialPasses } from './serial.ts';
 import { v4 as uuidv4 } from 'uuid';
 import {
   type HaPolicyRecord,
@@ -31,8 +32,11 @@ export type LivenessConfig = {
 export const defaultLivenessConfig: LivenessConfig = { suspectAfterMissedRenewals: 3 };
 
 export class HaManager {
-  private running: Promise<void> | null = null;
-  private again = false;
+  private readonly passes = new SerialPasses(async () => {
+    await this.detect();
+    await this.markLost();
+    await this.restart();
+  });
   private readonly startedAtMs: number;
 
   constructor(
@@ -49,23 +53,7 @@ export class HaManager {
   }
 
   advance(): Promise<void> {
-    if (this.running) {
-      this.again = true;
-      return this.running;
-    }
-    this.running = (async () => {
-      try {
-        do {
-          this.again = false;
-          await this.detect();
-          await this.markLost();
-          await this.restart();
-        } while (this.again);
-      } finally {
-        this.running = null;
-      }
-    })();
-    return this.running;
+    return this.passes.run();
   }
 
   private policyRecord(restart: string, priority: number): HaPolicyRecord {

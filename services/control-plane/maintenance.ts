@@ -4,6 +4,7 @@
  * actor), reports what cannot move and why, and puts the host in Maintenance once nothing is
  * placed on it. Level-triggered, like the migration manager it drives.
  */
+import { SerialPasses } from './serial.ts';
 import { type Rejection, endedMigrationPhases, hostStreamId, isLive } from '../domain/index.ts';
 import type { EventStore } from '../eventstore/index.ts';
 import { type CommandMeta, deterministicId, handleCommand } from './commands.ts';
@@ -24,8 +25,7 @@ export type DrainView = {
 };
 
 export class MaintenanceManager {
-  private running: Promise<void> | null = null;
-  private again = false;
+  private readonly passes = new SerialPasses(() => this.pass());
   /** Migrations a drain could not even request (no host can take the partition): retried later. */
   private readonly refusals = new Map<string, { reason: string; atMs: number }>();
   static readonly refusalRetryMs = 10_000;
@@ -93,21 +93,7 @@ export class MaintenanceManager {
   }
 
   advance(): Promise<void> {
-    if (this.running) {
-      this.again = true;
-      return this.running;
-    }
-    this.running = (async () => {
-      try {
-        do {
-          this.again = false;
-          await this.pass();
-        } while (this.again);
-      } finally {
-        this.running = null;
-      }
-    })();
-    return this.running;
+    return this.passes.run();
   }
 
   private async pass(): Promise<void> {

@@ -7,6 +7,7 @@
  * The manager is level-triggered: every pass looks at every unfinished migration and does what
  * its state calls for, so a control-plane restart simply resumes the sagas from the log.
  */
+import { SerialPasses } from './serial.ts';
 import { v4 as uuidv4 } from 'uuid';
 import {
   type KnownMigration,
@@ -113,8 +114,7 @@ const systemMeta = (tracked: TrackedMigration | undefined, seed: string | null):
 });
 
 export class MigrationManager {
-  private running: Promise<void> | null = null;
-  private again = false;
+  private readonly passes = new SerialPasses(() => this.pass());
 
   constructor(
     private readonly store: EventStore,
@@ -301,21 +301,7 @@ export class MigrationManager {
   // ------------------------------------------------------------------ the process manager
 
   advance(): Promise<void> {
-    if (this.running) {
-      this.again = true;
-      return this.running;
-    }
-    this.running = (async () => {
-      try {
-        do {
-          this.again = false;
-          await this.pass();
-        } while (this.again);
-      } finally {
-        this.running = null;
-      }
-    })();
-    return this.running;
+    return this.passes.run();
   }
 
   private activeCounts(): { perHost: Map<string, number>; cluster: number } {

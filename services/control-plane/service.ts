@@ -4,6 +4,7 @@
  * compensate on failure so no half-done state is left behind. A reconciler releases reservations
  * no partition holds (after a stop, or orphaned by a crash between the two appends).
  */
+import { SerialPasses } from './serial.ts';
 import { v4 as uuidv4 } from 'uuid';
 import {
   type FactReport,
@@ -82,8 +83,7 @@ function rejection(kind: Rejection['kind'], code: string, message: string, detai
 }
 
 export class ControlPlaneService {
-  private reconciling: Promise<void> | null = null;
-  private reconcileAgain = false;
+  private readonly reconciler = new SerialPasses(() => this.reconcilePass());
 
   constructor(
     private readonly store: EventStore,
@@ -347,21 +347,7 @@ export class ControlPlaneService {
 
   /** Runs the reservation reconciler now (or once more after the running pass). */
   reconcileReservations(): Promise<void> {
-    if (this.reconciling) {
-      this.reconcileAgain = true;
-      return this.reconciling;
-    }
-    this.reconciling = (async () => {
-      try {
-        do {
-          this.reconcileAgain = false;
-          await this.reconcilePass();
-        } while (this.reconcileAgain);
-      } finally {
-        this.reconciling = null;
-      }
-    })();
-    return this.reconciling;
+    return this.reconciler.run();
   }
 
   private async reconcilePass(): Promise<void> {

@@ -4,6 +4,7 @@
  * Level-triggered underneath: on every (re)connection it compares what runs with what the log
  * says and converges, reporting the differences as facts.
  */
+import { sleep } from '../shared/sleep.ts';
 import { mkdirSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { type Hypervisor, HypervisorError, type PartitionConfig, type PartitionStatus, type Watchdog } from '../hypervisor/index.ts';
@@ -85,19 +86,6 @@ export type NodeDaemonHandle = {
 };
 
 const liveStates = new Set(['Starting', 'Running', 'Pausing', 'Paused', 'Stopping', 'Saving']);
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
 
 function configOf(partitionId: string, incarnation: number, spec: PartitionSpecLike): PartitionConfig {
   return { partitionId, incarnation, vcpus: spec.vcpus, processor: spec.processor, memory: spec.memory, workload: spec.workload };

@@ -5,6 +5,7 @@
  * migration's bandwidth, in real time), report each round, pause for the final copy and report
  * the switch-over; on failure or cancel, resume; once migrated, discard the old copy.
  */
+import { sleep } from '../shared/sleep.ts';
 import type { Logger } from 'pino';
 import { type Hypervisor, HypervisorError, type PartitionConfig, createPreCopy } from '../hypervisor/index.ts';
 import type { ControlPlaneClient } from './control-plane-client.ts';
@@ -42,19 +43,6 @@ export type MigrationDirective = {
 };
 
 type Throttling = { setThrottle?(partitionId: string, incarnation: number, throttlePct: number | null): Promise<unknown> };
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
 
 export function createMigrationParticipant(hostId: string, hypervisor: Hypervisor & Throttling, client: ControlPlaneClient, log: Logger, stopping: AbortSignal) {
   /** Pre-copy runs in the background, one per migration, so the directive stream is not blocked. */
