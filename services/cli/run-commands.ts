@@ -16,6 +16,12 @@ function logLevelFlag(value: unknown): string {
   return level;
 }
 
+function presetFlag(value: unknown): 'modern' | 'r2' {
+  const preset = stringFlag(value, 'limits-preset', 'modern');
+  if (preset !== 'modern' && preset !== 'r2') throw new UsageError('--limits-preset must be modern or r2');
+  return preset;
+}
+
 /** Resolves when SIGINT or SIGTERM arrives. */
 function untilSignal(): Promise<string> {
   return new Promise((resolve) => {
@@ -88,7 +94,10 @@ export const simHostCommand: CommandSpec = {
   --memory-mib M            physical memory in MiB (default 65536)
   --parent-reserve-mib R    memory kept for the parent partition (default 2048)
   --data DIR                folder for sim-host.sock and sim-host.json (default ./data/hosts/<id>)
-  --tick-ms T               accounting tick (default 1000)`,
+  --tick-ms T               accounting tick (default 1000)
+  --limits-preset P         modern (default) or r2 (Hyper-V 2008 R2: 64 LPs, 4 vCPUs per partition, 8:1, 384 running, 512 vCPUs)
+  --parent-cpu-lp N         CPU the parent partition uses, in LPs (default 0)
+  --seed N                  seed of the machine's random source (bursty workloads); default random`,
   options: {
     id: { type: 'string' },
     'logical-processors': { type: 'string' },
@@ -96,6 +105,9 @@ export const simHostCommand: CommandSpec = {
     'parent-reserve-mib': { type: 'string' },
     data: { type: 'string' },
     'tick-ms': { type: 'string' },
+    'limits-preset': { type: 'string' },
+    'parent-cpu-lp': { type: 'string' },
+    seed: { type: 'string' },
   },
   async run(values) {
     const { runSimHost } = await import('../hypervisor/index.ts');
@@ -108,6 +120,9 @@ export const simHostCommand: CommandSpec = {
       parentReserveMiB: intFlag(values['parent-reserve-mib'], 'parent-reserve-mib', 0, memoryMiB - 1, Math.min(2048, Math.floor(memoryMiB / 10))),
       dataDir: resolve(stringFlag(values.data, 'data', `./data/hosts/${hostId}`)),
       tickMs: intFlag(values['tick-ms'], 'tick-ms', 10, 60_000, 1000),
+      limitsPreset: presetFlag(values['limits-preset']),
+      parentCpuLp: intFlag(values['parent-cpu-lp'], 'parent-cpu-lp', 0, 2048, 0),
+      ...(values.seed === undefined ? {} : { seed: intFlag(values.seed, 'seed', 0, 2 ** 32 - 1, 0) }),
     });
     process.stdout.write(`vcp sim-host ${hostId} up (boot ${handle.descriptor.bootId}) on ${handle.socketPath}\n`);
     await untilSignal();
@@ -158,8 +173,7 @@ export const nodeCommand: CommandSpec = {
     } catch {
       throw new UsageError(`--control-plane must be a URL, got "${controlPlaneUrl}"`);
     }
-    const limitsPreset = stringFlag(values['limits-preset'], 'limits-preset', 'modern');
-    if (limitsPreset !== 'modern' && limitsPreset !== 'r2') throw new UsageError('--limits-preset must be modern or r2');
+    const limitsPreset = presetFlag(values['limits-preset']);
     const log = pino({ level: logLevelFlag(values['log-level']), base: { service: 'node', hostId } });
     const hypervisor = createSimHostClient({ socketPath: stringFlag(values['sim-host-socket'], 'sim-host-socket', join(dataDir, simHostSocketName)) });
     const handle = await runNodeDaemon(
