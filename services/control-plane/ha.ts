@@ -85,6 +85,7 @@ export class HaManager {
 
   /** Partitions the log still places on a failed host run nowhere (it fenced itself): say so. */
   private async markLost(): Promise<void> {
+    if (this.projections.hostFailedEvents.size === 0) return;
     for (const tracked of [...this.projections.partitions.values()]) {
       const p = tracked.state;
       if (!isLive(p)) continue;
@@ -103,12 +104,12 @@ export class HaManager {
 
   private async restart(): Promise<void> {
     const candidates: HaCandidate[] = [];
-    for (const tracked of this.projections.partitions.values()) {
-      const p = tracked.state;
-      if (p.status !== 'Failed') continue;
-      const record = this.projections.ha.partitions.get(p.partitionId);
-      if (!record) continue;
-      candidates.push({ partitionId: p.partitionId, restart: p.spec.ha.restart, priority: p.spec.ha.priority, record });
+    // The ledger knows every partition that failed since its last start: no need to scan them all.
+    for (const [partitionId, record] of this.projections.ha.partitions) {
+      if (!record.failure) continue;
+      const p = this.projections.partitions.get(partitionId)?.state;
+      if (p?.status !== 'Failed') continue;
+      candidates.push({ partitionId, restart: p.spec.ha.restart, priority: p.spec.ha.priority, record });
     }
     if (candidates.length === 0) return;
     const hostUp = (hostId: string) => {

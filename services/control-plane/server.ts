@@ -100,6 +100,25 @@ export async function runControlPlane(config: ControlPlaneConfig, injected?: { s
     'PartitionMigrated',
     'PartitionMigrationEnded',
   ]);
+  // Events that can change what a process manager should do (a reservation or a daemon's report
+  // of a routine fact cannot), so a burst of ordinary commands does not run passes for nothing.
+  const processManagerTriggers = new Set([
+    'HostLeaseAcquired',
+    'HostSuspected',
+    'HostFailed',
+    'HostFenced',
+    'HostMaintenanceRequested',
+    'HostMaintenanceExited',
+    'HostReservationReleased',
+    'HostRegistered',
+    'PartitionCrashed',
+    'PartitionStartFailed',
+    'PartitionStopped',
+    'PartitionMigrated',
+    'PartitionMigrationEnded',
+    'PartitionHostLost',
+    'PartitionRestartPlanned',
+  ]);
   const advanceMigrations = () => {
     ha.advance().catch((error: unknown) => app.log.warn({ err: error }, 'HA pass failed; will retry'));
     migrations.advance().catch((error: unknown) => app.log.warn({ err: error }, 'migration manager pass failed; will retry'));
@@ -109,14 +128,7 @@ export async function runControlPlane(config: ControlPlaneConfig, injected?: { s
     service.reconcileReservations().catch((error: unknown) => app.log.warn({ err: error }, 'reservation reconciliation failed; will retry'));
   const unsubscribe = projections.onApplied((events) => {
     if (events.some((e) => releasing.has(e.type))) void reconcile();
-    if (
-      events.some(
-        (e) =>
-          e.streamId.startsWith('migration-') ||
-          e.streamId.startsWith('host-') ||
-          ['PartitionCrashed', 'PartitionStartFailed', 'PartitionStopped', 'PartitionMigrated', 'PartitionHostLost', 'PartitionRestartPlanned'].includes(e.type),
-      )
-    ) {
+    if (events.some((e) => processManagerTriggers.has(e.type) || e.streamId.startsWith('migration-'))) {
       advanceMigrations();
     }
   });

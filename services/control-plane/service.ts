@@ -243,7 +243,7 @@ export class ControlPlaneService {
         antiAffinityClass: constraints.antiAffinityClass,
         antiAffinityMode: constraints.antiAffinityMode,
       };
-      const placement = place(this.placementCandidates(), request);
+      const placement = place(this.placementCandidates(request.antiAffinityClass !== null), request);
       lastPlacement = placement;
       if (placement.chosenHostId === null) {
         if (target !== null && !this.host(target)) {
@@ -290,9 +290,10 @@ export class ControlPlaneService {
     });
   }
 
-  placementCandidates(): PlacementCandidate[] {
+  /** Hosts placement may choose from; with the anti-affinity classes on each only when asked for. */
+  placementCandidates(withClasses = true): PlacementCandidate[] {
     const classes = new Map<string, string[]>();
-    for (const t of this.projections.partitions.values()) {
+    for (const t of withClasses ? this.projections.partitions.values() : []) {
       const p = t.state;
       if (!isLive(p) || p.spec.ha.antiAffinityClass === null) continue;
       classes.set(p.hostId, [...(classes.get(p.hostId) ?? []), p.spec.ha.antiAffinityClass]);
