@@ -25,7 +25,11 @@ import type { Projections } from './projections.ts';
 import { type ControlPlaneService, hostDecider, partitionDecider } from './service.ts';
 
 export type LivenessConfig = {
-  /** An Up host that missed this many renewals in a row (by its own lease's period) is Suspect. */
+  /**
+   * An Up host that missed this many renewals in a row (by its own lease's period) is Suspect,
+   * but never sooner than a third of its lease: a daemon renewing every 100 ms on a busy machine
+   * is not suspect after 300 ms of scheduling delay.
+   */
   readonly suspectAfterMissedRenewals: number;
 };
 
@@ -77,7 +81,7 @@ export class HaManager {
           lastRenewedAt: this.daemons.lastSeenMs(h.hostId) === null ? null : new Date(lastMs).toISOString(),
           reason: `no lease renewal for ${silentMs} ms (lease ${h.lease.leaseMs} ms + fencing margin ${h.lease.marginMs} ms)`,
         }, meta);
-      } else if (h.liveness === 'Up' && silentMs > this.liveness.suspectAfterMissedRenewals * h.lease.renewMs) {
+      } else if (h.liveness === 'Up' && silentMs > Math.max(this.liveness.suspectAfterMissedRenewals * h.lease.renewMs, h.lease.leaseMs / 3)) {
         await this.exec('host', h.hostId, { type: 'SuspectHost', silentMs }, meta);
       }
     }
