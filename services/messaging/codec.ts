@@ -1,0 +1,165 @@
+/**
+ * The Avro codec of vcp's events: Avro single-object encoding (spec 1.11 "Single-object encoding"):
+ * bytes C3 01, the 8-byte little-endian CRC-64-AVRO fingerprint of the writer schema's Parsing
+ * Canonical Form, then the Avro binary body. Self-describing with no registry at run time: a
+ * reader finds the writer schema by its fingerprint among schemas/ and schemas/published/.
+ *
+ * The envelope (vcp.Envelope) carries the payload as `bytes` holding the event's own single-object
+ * encoding, not as a union of every event record:
+ * - each event type evolves on its own: adding an event type or a field changes neither the
+ *   envelope's schema nor its fingerprint (a union would change with every event schema, and
+ *   adding a branch is not forward compatible: an old reader cannot read the new branch);
+ * - a consumer can route or filter on the envelope (type, streamId, positions) without knowing
+ *   any payload schema, as the event store keeps metadata and data apart;
+ * - the payload keeps its own fingerprint, so old payloads resolve against the current schema
+ *   exactly as a bare event does. The cost is 10 bytes and a second decode per event.
+ */
+import type { RecordedEvent } from '../eventstore/port.ts';
+import { fingerprintHex, fingerprintLE } from './crc64.ts';
+import { type AvroType, type SchemaSet, fingerprintOf, loadSchemaSet } from './schemas.ts';
+import { SchemaMismatchError, fromAvro, invalidPaths, toAvro } from './values.ts';
+
+/** The two marker bytes of single-object encoding, version 1. */
+export const SINGLE_OBJECT_MAGIC: readonly [number, number] = [0xc3, 0x01];
+export const SINGLE_OBJECT_HEADER_LENGTH = 10;
+
+/** An event as the domain has it (a DomainEvent, or any {type, data} with a schema). */
+export type EncodableEvent = { readonly type: string; readonly data: { readonly [key: string]: unknown } };
+export type DecodedEvent = { readonly type: string; readonly data: { [key: string]: unknown } };
+
+/** The bytes are not Avro single-object encoding. */
+export class NotSingleObjectError extends Error {
+  override readonly name = 'NotSingleObjectError';
+}
+
+/** The fingerprint names no schema this codec knows (neither current nor published). */
+export class UnknownFingerprintError extends Error {
+  override readonly name = 'UnknownFingerprintError';
+  constructor(readonly fingerprint: string) {
+    super(
+      `unknown schema fingerprint ${fingerprint} (CRC-64-AVRO, little-endian hex): no schema under schemas/events/, schemas/types/ or schemas/published/ has it`,
+    );
+  }
+}
+
+export class UnknownEventTypeError extends Error {
+  override readonly name = 'UnknownEventTypeError';
+  constructor(readonly eventType: string) {
+    super(`no Avro schema for event type ${eventType} (expected schemas/events/${eventType}.avsc)`);
+  }
+}
+
+export { SchemaMismatchError };
+
+type Reader = {
+  /** Event type, or `Envelope`. */
+  readonly subject: string;
+  readonly writer: AvroType;
+  readonly reader: AvroType;
+  readonly resolver: ReturnType<AvroType['createResolver']> | null;
+};
+
+export type EventCodec = {
+  readonly schemas: SchemaSet;
+  encodeEvent(event: EncodableEvent): Buffer;
+  decodeEvent(bytes: Uint8Array): DecodedEvent;
+  encodeEnvelope(recorded: RecordedEvent): Buffer;
+  decodeEnvelope(bytes: Uint8Array): RecordedEvent;
+  /** CRC-64-AVRO of the current schema of an event type (or `Envelope`). */
+  fingerprint(subject: string): bigint;
+};
+
+/** Split single-object bytes into the fingerprint (LE hex) and the body. */
+export function readHeader(bytes: Uint8Array): { readonly fingerprint: string; readonly body: Buffer } {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (buf.length < SINGLE_OBJECT_HEADER_LENGTH || buf[0] !== SINGLE_OBJECT_MAGIC[0] || buf[1] !== SINGLE_OBJECT_MAGIC[1]) {
+    throw new NotSingleObjectError(
+      `not Avro single-object encoding: expected the marker c3 01 and an 8-byte fingerprint, got ${buf.subarray(0, SINGLE_OBJECT_HEADER_LENGTH).toString('hex') || 'no bytes'}`,
+    );
+  }
+  return { fingerprint: buf.subarray(2, SINGLE_OBJECT_HEADER_LENGTH).toString('hex'), body: buf.subarray(SINGLE_OBJECT_HEADER_LENGTH) };
+}
+
+export function createCodec(schemas: SchemaSet = loadSchemaSet()): EventCodec {
+  const current = new Map<string, AvroType>([...schemas.events, ['Envelope', schemas.envelope]]);
+  const headers = new Map<string, Buffer>();
+  const readers = new Map<string, Reader>();
+  for (const [subject, type] of current) {
+    const fp = fingerprintOf(type);
+    headers.set(subject, Buffer.concat([Buffer.from(SINGLE_OBJECT_MAGIC), fingerprintLE(fp)]));
+    readers.set(fingerprintHex(fp), { subject, writer: type, reader: type, resolver: null });
+  }
+  // Data written with a published version is read into the current schema through a resolver.
+  for (const [subject, versions] of schemas.published) {
+    const reader = current.get(subject);
+    if (reader === undefined) continue;
+    for (const { type } of versions) {
+      const key = fingerprintHex(fingerprintOf(type));
+      if (!readers.has(key)) readers.set(key, { subject, writer: type, reader, resolver: reader.createResolver(type) });
+    }
+  }
+
+  const encode = (subject: string, value: unknown): Buffer => {
+    const type = current.get(subject);
+    const header = headers.get(subject);
+    if (type === undefined || header === undefined) throw new UnknownEventTypeError(subject);
+    const avroValue = toAvro(type, value, type.name ?? subject);
+    const problems = invalidPaths(type, avroValue);
+    if (problems.length > 0) throw new SchemaMismatchError(type.name ?? subject, '', `does not match the schema: ${problems.join('; ')}`);
+    return Buffer.concat([header, type.toBuffer(avroValue)]);
+  };
+
+  const decode = (bytes: Uint8Array): { subject: string; value: unknown } => {
+    const { fingerprint, body } = readHeader(bytes);
+    const found = readers.get(fingerprint);
+    if (found === undefined) throw new UnknownFingerprintError(fingerprint);
+    const raw = found.resolver === null ? found.reader.fromBuffer(body) : found.reader.fromBuffer(body, found.resolver);
+    return { subject: found.subject, value: fromAvro(found.reader, raw) };
+  };
+
+  const decodeEvent = (bytes: Uint8Array): DecodedEvent => {
+    const { subject, value } = decode(bytes);
+    if (subject === 'Envelope') throw new NotSingleObjectError('these bytes hold a vcp.Envelope, not an event: use decodeEnvelope');
+    return { type: subject, data: value as DecodedEvent['data'] };
+  };
+
+  return {
+    schemas,
+    encodeEvent: (event) => {
+      if (event.type === 'Envelope' || !schemas.events.has(event.type)) throw new UnknownEventTypeError(event.type);
+      return encode(event.type, event.data);
+    },
+    decodeEvent,
+    encodeEnvelope: (recorded) => {
+      const { data, ...meta } = recorded;
+      const payload = encode(recorded.type, data);
+      if (!schemas.events.has(recorded.type)) throw new UnknownEventTypeError(recorded.type);
+      return encode('Envelope', { ...meta, payload });
+    },
+    decodeEnvelope: (bytes) => {
+      const { subject, value } = decode(bytes);
+      if (subject !== 'Envelope') throw new NotSingleObjectError(`these bytes hold a vcp.${subject} event, not a vcp.Envelope: use decodeEvent`);
+      const { payload, ...meta } = value as { payload: Buffer } & Omit<RecordedEvent, 'data'>;
+      const event = decodeEvent(payload);
+      if (event.type !== meta.type) throw new Error(`envelope of type ${meta.type} carries a vcp.${event.type} payload`);
+      return { ...meta, data: event.data as RecordedEvent['data'] };
+    },
+    fingerprint: (subject) => {
+      const type = current.get(subject);
+      if (type === undefined) throw new UnknownEventTypeError(subject);
+      return fingerprintOf(type);
+    },
+  };
+}
+
+let defaultCodec: EventCodec | null = null;
+/** The codec over schemas/ (loaded once, on first use). */
+export const codec = (): EventCodec => {
+  defaultCodec ??= createCodec();
+  return defaultCodec;
+};
+
+export const encodeEvent = (event: EncodableEvent): Buffer => codec().encodeEvent(event);
+export const decodeEvent = (bytes: Uint8Array): DecodedEvent => codec().decodeEvent(bytes);
+export const encodeEnvelope = (recorded: RecordedEvent): Buffer => codec().encodeEnvelope(recorded);
+export const decodeEnvelope = (bytes: Uint8Array): RecordedEvent => codec().decodeEnvelope(bytes);
