@@ -168,7 +168,7 @@ export class HaManager {
     const saturated = [...inFlight.entries()].filter(([, n]) => n >= this.ha.restartsPerHostMax).map(([h]) => h);
     if (d.hostId !== null && saturated.includes(d.hostId)) return; // its turn comes when a restart there finishes
     const outcome = await this.service.startPartition(d.partitionId, d.hostId, meta, {
-      excludeHostIds: [...down, ...saturated],
+      excludeHostIds: [...down, ...saturated, ...(d.avoidHostId ? [d.avoidHostId] : [])],
       antiAffinityClass: p.spec.ha.antiAffinityClass,
       antiAffinityMode: p.spec.ha.antiAffinityMode,
     });

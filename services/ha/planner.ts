@@ -39,7 +39,16 @@ export type HaCandidate = {
 
 export type HaDecision =
   | { readonly kind: 'plan'; readonly partitionId: string; readonly causeEventId: string; readonly causeType: string; readonly attempt: number; readonly restartsInWindow: number; readonly delayMs: number; readonly notBeforeMs: number; readonly where: 'same-host' | 'any-host'; readonly lastHostId: string }
-  | { readonly kind: 'restart'; readonly partitionId: string; readonly causeEventId: string; readonly where: 'same-host' | 'any-host'; readonly hostId: string | null; readonly priority: number }
+  | {
+      readonly kind: 'restart';
+      readonly partitionId: string;
+      readonly causeEventId: string;
+      readonly where: 'same-host' | 'any-host';
+      readonly hostId: string | null;
+      readonly priority: number;
+      /** A host not to choose: the one that refused to start it. */
+      readonly avoidHostId?: string;
+    }
   | { readonly kind: 'give-up'; readonly partitionId: string; readonly causeEventId: string; readonly restartsInWindow: number; readonly reason: string };
 
 const causeTypeOf = { 'host-lost': 'PartitionHostLost', crashed: 'PartitionCrashed', 'start-failed': 'PartitionStartFailed' } as const;
@@ -90,7 +99,8 @@ export function planRestarts(candidates: readonly HaCandidate[], hostUp: (hostId
         restartsInWindow,
         delayMs,
         notBeforeMs: failure.atMs + delayMs,
-        where: c.restart === 'any-host' && !hostUp(failure.hostId) ? 'any-host' : 'same-host',
+        // A host that refused the start (it had no room) is not tried again when others may do.
+        where: c.restart === 'any-host' && (!hostUp(failure.hostId) || failure.kind === 'start-failed') ? 'any-host' : 'same-host',
         lastHostId: failure.hostId,
       });
       continue;
@@ -102,7 +112,16 @@ export function planRestarts(candidates: readonly HaCandidate[], hostUp: (hostId
       if (r.plan.where === 'same-host' && hostUp(failure.hostId)) where = 'same-host';
       else if (r.plan.where === 'any-host' || c.restart === 'any-host' || nowMs - failure.atMs >= config.sameHostWaitMs) where = 'any-host';
       if (where === null) continue;
-      restarts.push({ kind: 'restart', partitionId: c.partitionId, causeEventId: failure.eventId, where, hostId: where === 'same-host' ? failure.hostId : null, priority: c.priority, failedAtMs: failure.atMs });
+      restarts.push({
+        kind: 'restart',
+        partitionId: c.partitionId,
+        causeEventId: failure.eventId,
+        where,
+        hostId: where === 'same-host' ? failure.hostId : null,
+        priority: c.priority,
+        failedAtMs: failure.atMs,
+        ...(failure.kind === 'start-failed' && where === 'any-host' ? { avoidHostId: failure.hostId } : {}),
+      });
     }
   }
   restarts.sort((a, b) => b.priority - a.priority || a.failedAtMs - b.failedAtMs || (a.partitionId < b.partitionId ? -1 : 1));

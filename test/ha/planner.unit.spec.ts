@@ -215,11 +215,16 @@ describe('a guest crash', () => {
     ]);
   });
 
-  it('a failed start is planned the same way, with its own cause type', () => {
-    const c = failedCandidate('web', { kind: 'start-failed', hostId: 'h2' });
-    expect(planRestarts([c], hostsUp('h2'), T0, config)).toEqual([
+  it('a failed start is planned the same way, with its own cause type, elsewhere under an any-host policy', () => {
+    const sameHost = failedCandidate('web', { kind: 'start-failed', hostId: 'h2', restart: 'same-host' });
+    expect(planRestarts([sameHost], hostsUp('h2'), T0, config)).toEqual([
       expect.objectContaining({ kind: 'plan', causeType: 'PartitionStartFailed', causeEventId: 'fail-web', lastHostId: 'h2', where: 'same-host' }),
     ]);
+    // The host refused it (no room): an any-host policy tries the others, avoiding that host.
+    const anyHost = failedCandidate('web', { kind: 'start-failed', hostId: 'h2', restart: 'any-host' });
+    expect(planRestarts([anyHost], hostsUp('h2'), T0, config)).toEqual([expect.objectContaining({ kind: 'plan', where: 'any-host' })]);
+    const planned = { ...anyHost, record: { ...anyHost.record, plan: { causeEventId: 'fail-web', notBeforeMs: T0, where: 'any-host' as const } } };
+    expect(planRestarts([planned], hostsUp('h2'), T0 + sec(1), config)).toEqual([expect.objectContaining({ kind: 'restart', where: 'any-host', avoidHostId: 'h2' })]);
   });
 
   it.each([
