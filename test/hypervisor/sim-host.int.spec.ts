@@ -1,3 +1,4 @@
+import { rejection } from './fixtures/rejection.ts';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, request, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -26,14 +27,6 @@ function config(partitionId: string, overrides: Partial<PartitionConfig> = {}): 
   };
 }
 
-async function rejection(promise: Promise<unknown>): Promise<HypervisorError> {
-  const error = await promise.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof HypervisorError)) throw new Error(`expected a HypervisorError, got ${String(error)}`);
-  return error;
-}
 
 /** A raw HTTP exchange over the socket, for requests the typed client would never send. */
 function raw(
@@ -142,8 +135,13 @@ describe('sim-host over its Unix socket', () => {
       }),
     ]);
     // Capped at 50 % per vCPU: each vCPU runs 5 ms of every 10 ms quantum and waits the other 5.
-    expect(usage.partitions[0]?.cpuWaitMsPerDispatch).toBeCloseTo(5, 9);
-    expect(usage.partitions[0]?.dispatchesPerS).toBeCloseTo(200, 9);
+    // This host ticks on the wall clock, and a tick a busy machine delays spans a different number
+    // of quanta, so only the bounds are checked here; scheduler.unit checks the exact figures on a
+    // virtual clock.
+    const perDispatch = usage.partitions[0]?.cpuWaitMsPerDispatch ?? 0;
+    expect(perDispatch).toBeGreaterThan(0);
+    expect(perDispatch).toBeLessThanOrEqual(10);
+    expect(usage.partitions[0]?.dispatchesPerS).toBeGreaterThan(0);
 
     await client.save('web-1', 1);
     expect(await client.list()).toEqual([]);

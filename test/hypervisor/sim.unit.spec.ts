@@ -1,3 +1,4 @@
+import { rejection } from './fixtures/rejection.ts';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
@@ -64,14 +65,6 @@ const dynamic = (overrides: Partial<Extract<MemorySettings, { mode: 'dynamic' }>
   ...overrides,
 });
 
-async function rejection(promise: Promise<unknown>): Promise<HypervisorError> {
-  const error = await promise.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof HypervisorError)) throw new Error(`expected a HypervisorError, got ${String(error)}`);
-  return error;
-}
 
 function rejectionSync(action: () => void): HypervisorError {
   try {

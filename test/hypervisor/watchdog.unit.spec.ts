@@ -1,3 +1,4 @@
+import { rejection } from './fixtures/rejection.ts';
 import { describe, expect, it } from 'vitest';
 import {
   createSeededRandom,
@@ -47,14 +48,6 @@ function config(partitionId: string, overrides: Partial<PartitionConfig> = {}): 
   };
 }
 
-async function rejection(promise: Promise<unknown>): Promise<HypervisorError> {
-  const error = await promise.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof HypervisorError)) throw new Error(`expected a HypervisorError, got ${String(error)}`);
-  return error;
-}
 
 const ids = async (sim: ReturnType<typeof makeSim>['sim']): Promise<string[]> =>
   (await sim.list()).map((p) => p.partitionId);
