@@ -192,6 +192,6 @@ export class HaManager {
       kind === 'host'
         ? await handleCommand(this.store, hostDecider, hostStreamId(id), command as never, meta)
         : await handleCommand(this.store, partitionDecider, partitionStreamId(id), command as PartitionCommand, meta);
-    if (outcome.ok) await this.projections.waitFor(outcome.events.reduce((max, e) => Math.max(max, e.globalPosition), 0));
+    if (outcome.ok) await this.projections.caughtUp(outcome.events);
   }
 }

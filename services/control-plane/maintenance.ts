@@ -73,7 +73,7 @@ export class MaintenanceManager {
     const drainId = meta.idSeed === null ? crypto.randomUUID() : deterministicId(`${meta.idSeed}|drain`);
     const outcome = await handleCommand(this.store, hostDecider, hostStreamId(hostId), { type: 'RequestMaintenance', drainId, reason }, meta);
     if (!outcome.ok) return outcome;
-    await this.projections.waitFor(outcome.events.reduce((max, e) => Math.max(max, e.globalPosition), 0));
+    await this.projections.caughtUp(outcome.events);
     await this.advance();
     return { ok: true, value: this.view(hostId)! };
   }
@@ -88,7 +88,7 @@ export class MaintenanceManager {
         await this.migrations.cancel(m.id, `maintenance of ${hostId} ended`, { ...meta, idSeed: null });
       }
     }
-    await this.projections.waitFor(outcome.events.reduce((max, e) => Math.max(max, e.globalPosition), 0));
+    await this.projections.caughtUp(outcome.events);
     return { ok: true, value: this.view(hostId)! };
   }
 

@@ -32,7 +32,7 @@ import {
   place,
   reserveLpPct,
 } from '../domain/index.ts';
-import type { EventStore, RecordedEvent } from '../eventstore/index.ts';
+import type { EventStore, } from '../eventstore/index.ts';
 import { defaultMigrationLimits as engineDefaults } from '../hypervisor/index.ts';
 import { type CommandMeta, type Decider, deterministicId, handleCommand } from './commands.ts';
 import type { DaemonRegistry } from './daemons.ts';
@@ -128,7 +128,7 @@ export class MigrationManager {
 
   migration(migrationId: string) {
     const tracked = this.projections.migrations.get(migrationId);
-    if (!tracked || tracked.state.status !== 'Known') return null;
+    if (tracked?.state.status !== 'Known') return null;
     return migrationView(tracked, tracked.state, this.queuePosition(tracked.state));
   }
 
@@ -174,7 +174,7 @@ export class MigrationManager {
     }
     if (input.targetHostId !== null) {
       const target = this.projections.hosts.get(input.targetHostId)?.state;
-      if (!target || target.status !== 'Registered') return failure('not-found', 'host-not-found', `host ${input.targetHostId} does not exist`, '/targetHostId');
+      if (target?.status !== 'Registered') return failure('not-found', 'host-not-found', `host ${input.targetHostId} does not exist`, '/targetHostId');
       if (input.targetHostId === p.hostId) return failure('invalid', 'invalid-migration', `partition ${partitionId} already runs on ${p.hostId}; choose another target`, '/targetHostId');
     }
     // Refuse at once what no host could ever take; a host that is merely busy makes it wait.
@@ -219,7 +219,7 @@ export class MigrationManager {
       meta,
     );
     if (!outcome.ok) return outcome;
-    await this.caughtUp(outcome.events);
+    await this.projections.caughtUp(outcome.events);
     void this.advance();
     return { ok: true, value: this.migration(migrationId)! };
   }
@@ -227,7 +227,7 @@ export class MigrationManager {
   async cancel(migrationId: string, reason: string, meta: CommandMeta): Promise<Outcome<ReturnType<typeof migrationView>>> {
     const outcome = await handleCommand(this.store, migrationDecider, migrationStreamId(migrationId), { type: 'CancelMigration', reason }, meta);
     if (!outcome.ok) return outcome;
-    await this.caughtUp(outcome.events);
+    await this.projections.caughtUp(outcome.events);
     void this.advance();
     return { ok: true, value: this.migration(migrationId)! };
   }
@@ -239,11 +239,6 @@ export class MigrationManager {
       const idSeed = `migration-report|${hostId}|${r.reportId}`;
       const streamId = migrationStreamId(r.migrationId);
       const command = this.commandFor(hostId, r);
-      const earlier = await this.store.getEvent(deterministicId(`${idSeed}|${streamId}|0`)).catch(() => null);
-      if (earlier) {
-        results.push({ reportId: r.reportId, outcome: 'duplicate', reason: null });
-        continue;
-      }
       const outcome = await handleCommand(this.store, migrationDecider, streamId, command, {
         actor: `daemon:${hostId}`,
         correlationId,
@@ -254,8 +249,10 @@ export class MigrationManager {
         results.push({ reportId: r.reportId, outcome: 'rejected', reason: outcome.rejection.message });
         continue;
       }
-      await this.caughtUp(outcome.events);
-      results.push({ reportId: r.reportId, outcome: outcome.events.length > 0 ? 'recorded' : 'no-change', reason: null });
+      await this.projections.caughtUp(outcome.events);
+      // A retried report is answered from the events its first delivery recorded (written: false).
+      const outcomeName = outcome.events.length === 0 ? 'no-change' : outcome.written ? 'recorded' : 'duplicate';
+      results.push({ reportId: r.reportId, outcome: outcomeName, reason: null });
     }
     void this.advance();
     return results;
@@ -463,14 +460,10 @@ export class MigrationManager {
    */
   private async exec<C, E extends { type: string; data: object }, S>(decider: Decider<C, E, S>, streamId: string, command: C, meta: CommandMeta) {
     const outcome = await handleCommand(this.store, decider, streamId, command, meta);
-    if (outcome.ok) await this.caughtUp(outcome.events);
+    if (outcome.ok) await this.projections.caughtUp(outcome.events);
     return outcome;
   }
 
-  private async caughtUp(events: readonly RecordedEvent[]): Promise<void> {
-    const last = events.reduce((max, e) => Math.max(max, e.globalPosition), 0);
-    await this.projections.waitFor(last);
-  }
 }
 
 export function migrationView(tracked: TrackedMigration, m: KnownMigration, queuePosition: number | null) {

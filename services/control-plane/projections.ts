@@ -128,6 +128,11 @@ export class Projections {
     return () => this.listeners.delete(listener);
   }
 
+  /** Resolves once the projection shows these (just appended) events. */
+  caughtUp(events: readonly RecordedEvent[]): Promise<void> {
+    return this.waitFor(events.reduce((max, e) => Math.max(max, e.globalPosition), 0));
+  }
+
   /** Resolves once every event up to `position` is applied (read-your-writes for the API). */
   waitFor(position: number): Promise<void> {
     if (position <= this.positionValue) return Promise.resolve();

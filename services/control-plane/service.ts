@@ -142,7 +142,7 @@ export class ControlPlaneService {
   async hostCommand(hostId: string, command: HostCommand, meta: CommandMeta): Promise<Outcome<HostView>> {
     const outcome = await handleCommand(this.store, hostDecider, hostStreamId(hostId), command, meta);
     if (!outcome.ok) return outcome;
-    await this.caughtUp(outcome.events);
+    await this.projections.caughtUp(outcome.events);
     const view = this.host(hostId);
     if (!view) return rejection('not-found', 'host-not-found', `host ${hostId} does not exist`);
     return { ok: true, value: view, events: outcome.events };
@@ -158,7 +158,7 @@ export class ControlPlaneService {
   async partitionCommand(partitionId: string, command: PartitionCommand, meta: CommandMeta): Promise<Outcome<PartitionView | null>> {
     const outcome = await handleCommand(this.store, partitionDecider, partitionStreamId(partitionId), command, meta);
     if (!outcome.ok) return outcome;
-    await this.caughtUp(outcome.events);
+    await this.projections.caughtUp(outcome.events);
     return { ok: true, value: this.partition(partitionId), events: outcome.events };
   }
 
@@ -273,7 +273,7 @@ export class ControlPlaneService {
         attemptMeta,
       );
       if (started.ok) {
-        await this.caughtUp([...reserved.events, ...started.events]);
+        await this.projections.caughtUp([...reserved.events, ...started.events]);
         return { ok: true, value: this.partition(partitionId), events: [...reserved.events, ...started.events] };
       }
       await handleCommand(
@@ -314,12 +314,8 @@ export class ControlPlaneService {
     for (const report of reports) {
       const idSeed = `report|${hostId}|${report.reportId}`;
       const streamId = partitionStreamId(report.partitionId);
-      const eventId = eventIdFor(idSeed, streamId, 0);
-      const earlier = await this.store.getEvent(eventId);
-      if (earlier) {
-        results.push({ reportId: report.reportId, outcome: 'duplicate', eventId, reason: null });
-        continue;
-      }
+      // The report's id seeds its event ids, so handleCommand answers a retry with the events
+      // the first delivery recorded (written: false) instead of deciding it again.
       const outcome = await handleCommand(
         this.store,
         partitionDecider,
@@ -331,8 +327,12 @@ export class ControlPlaneService {
         results.push({ reportId: report.reportId, outcome: 'rejected', eventId: null, reason: outcome.rejection.message });
         continue;
       }
-      await this.caughtUp(outcome.events);
+      await this.projections.caughtUp(outcome.events);
       const first = outcome.events[0];
+      if (!outcome.written && first) {
+        results.push({ reportId: report.reportId, outcome: 'duplicate', eventId: first.eventId, reason: null });
+        continue;
+      }
       const ignored = first?.type === 'PartitionReportIgnored';
       results.push({
         reportId: report.reportId,
@@ -401,10 +401,6 @@ export class ControlPlaneService {
     }
   }
 
-  private async caughtUp(events: readonly RecordedEvent[]): Promise<void> {
-    const last = events.reduce((max, e) => Math.max(max, e.globalPosition), 0);
-    await this.projections.waitFor(last);
-  }
 }
 
 const noPlacement: PlacementRecord = { policy: 'none', chosenHostId: null, scores: [], rejected: [] };

@@ -9,49 +9,19 @@
  * that already runs returns the same result, turning off something that is off succeeds.
  */
 
-export interface ProcessorSettings {
-  /** Guaranteed share of the partition's vCPUs' capacity under contention, 0–100. */
-  readonly reservePct: number;
-  /** Hard cap on the share of its vCPUs' capacity, 0–100, >= reservePct. */
-  readonly limitPct: number;
-  /** Relative weight 1–10000 (default 100). */
-  readonly weight: number;
-}
+/**
+ * The settings a partition runs with are the domain's own spec types: one definition, so what
+ * the control plane validates is exactly what the hypervisor applies.
+ * ProcessorSettings: reserve %, limit % (hard cap), relative weight.
+ * MemorySettings: static startup, or dynamic startup/minimum/maximum/buffer %/weight.
+ * WorkloadProfile: simulated guest behaviour (constant, periodic or bursty CPU demand, committed
+ * memory, dirty rate and working set); ignored by real drivers.
+ */
+import type { MemorySpec, ProcessorSpec, WorkloadSpec } from '../domain/index.ts';
 
-export type MemorySettings =
-  | { readonly mode: 'static'; readonly startupMiB: number }
-  | {
-      readonly mode: 'dynamic';
-      readonly startupMiB: number;
-      readonly minMiB: number;
-      readonly maxMiB: number;
-      /** 5–2000 */
-      readonly bufferPct: number;
-      /** 0–10000 */
-      readonly weight: number;
-    };
-
-/** Simulated guest behaviour; ignored by real drivers. */
-export interface WorkloadProfile {
-  /** CPU demand when busy, as a percentage of the partition's vCPUs' capacity (0–100). */
-  readonly cpuDemandPct: number;
-  /**
-   * constant: always cpuDemandPct. periodic: cpuDemandPct for the first cpuDutyPct % of every
-   * cpuPeriodMs, cpuLowPct for the rest. bursty: alternating busy/idle spells whose lengths are
-   * drawn from the host's seeded random source (exponential, mean busy = cpuDutyPct % of
-   * cpuPeriodMs, mean idle = the rest).
-   */
-  readonly cpuPattern: 'constant' | 'periodic' | 'bursty';
-  readonly cpuLowPct: number;
-  readonly cpuPeriodMs: number;
-  readonly cpuDutyPct: number;
-  /** Committed memory the guest wants. */
-  readonly memoryDemandMiB: number;
-  /** Rate at which the guest dirties distinct memory pages (for live migration). */
-  readonly dirtyMiBps: number;
-  /** Writable working set that bounds the dirty set; null = unbounded (a sequential writer). */
-  readonly workingSetMiB: number | null;
-}
+export type ProcessorSettings = ProcessorSpec;
+export type MemorySettings = MemorySpec;
+export type WorkloadProfile = WorkloadSpec;
 
 export interface PartitionConfig {
   readonly partitionId: string;

@@ -4,6 +4,7 @@
  * Level-triggered underneath: on every (re)connection it compares what runs with what the log
  * says and converges, reporting the differences as facts.
  */
+import type { PartitionSpec } from '../domain/index.ts';
 import { sleep } from '../shared/sleep.ts';
 import { mkdirSync } from 'node:fs';
 import type { Logger } from 'pino';
@@ -71,12 +72,8 @@ type Directive = {
   };
 };
 
-type PartitionSpecLike = {
-  readonly vcpus: number;
-  readonly processor: PartitionConfig['processor'];
-  readonly memory: PartitionConfig['memory'];
-  readonly workload: PartitionConfig['workload'];
-};
+/** What the daemon applies of a partition's spec (as the control plane sends it). */
+type PartitionSpecLike = Pick<PartitionSpec, 'vcpus' | 'processor' | 'memory' | 'workload'>;
 
 export type NodeDaemonHandle = {
   /** Position of the last directive applied and reported. */

@@ -5,17 +5,14 @@
  * migration's bandwidth, in real time), report each round, pause for the final copy and report
  * the switch-over; on failure or cancel, resume; once migrated, discard the old copy.
  */
+import type { PartitionSpec } from '../domain/index.ts';
 import { sleep } from '../shared/sleep.ts';
 import type { Logger } from 'pino';
-import { type Hypervisor, HypervisorError, type PartitionConfig, createPreCopy } from '../hypervisor/index.ts';
+import { type Hypervisor, HypervisorError, createPreCopy } from '../hypervisor/index.ts';
 import type { ControlPlaneClient } from './control-plane-client.ts';
 
-type Spec = {
-  readonly vcpus: number;
-  readonly processor: PartitionConfig['processor'];
-  readonly memory: PartitionConfig['memory'];
-  readonly workload: PartitionConfig['workload'];
-};
+/** What the daemon applies of a partition's spec (as the control plane sends it). */
+type Spec = Pick<PartitionSpec, 'vcpus' | 'processor' | 'memory' | 'workload'>;
 
 export type MigrationDirective = {
   readonly eventId: string;

@@ -7,7 +7,6 @@ import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   createSimHostClient,
-  HypervisorError,
   type PartitionConfig,
   runSimHost,
   type SimHostClient,

@@ -4,7 +4,6 @@ import {
   createSeededRandom,
   createSimHypervisor,
   hasWatchdog,
-  HypervisorError,
   type PartitionConfig,
   watchdogTimeoutMsMax,
   watchdogTimeoutMsMin,
