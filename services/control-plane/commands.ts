@@ -2,7 +2,8 @@
  * Command handling: read stream → fold → decide → append with the expected version, retried a
  * bounded number of times on a version conflict. The same loop serves every decider.
  */
-import { v4 as uuidv4, v5 as uuidv5 } from 'uuid';
+import { v5 as uuidv5 } from 'uuid';
+import { randomId } from '../shared/ids.ts';
 import type { Decision, Rejection } from '../domain/index.ts';
 import { type AppendResult, type EventStore, type Json, type NewEvent, type RecordedEvent, WrongExpectedVersionError } from '../eventstore/index.ts';
 
@@ -35,7 +36,7 @@ export type CommandOutcome<S> =
 export const conflictRetryCountMax = 8;
 
 export function eventIdFor(seed: string | null, streamId: string, index: number): string {
-  return seed === null ? uuidv4() : uuidv5(`${seed}|${streamId}|${index}`, eventIdNamespace);
+  return seed === null ? randomId() : uuidv5(`${seed}|${streamId}|${index}`, eventIdNamespace);
 }
 
 export function deterministicId(seed: string): string {

@@ -8,7 +8,7 @@
  * elsewhere never overlaps a copy still running on the failed host.
  */
 import { SerialPasses } from './serial.ts';
-import { v4 as uuidv4 } from 'uuid';
+import { randomId } from '../shared/ids.ts';
 import {
   type HaPolicyRecord,
   type PartitionCommand,
@@ -73,7 +73,7 @@ export class HaManager {
       if (h.status !== 'Registered' || !h.lease || (h.liveness !== 'Up' && h.liveness !== 'Suspect')) continue;
       const lastMs = Math.max(this.daemons.lastSeenMs(h.hostId) ?? 0, this.startedAtMs);
       const silentMs = now - lastMs;
-      const meta: CommandMeta = { actor: 'system:ha', correlationId: uuidv4(), causationId: tracked.lastEventId, idSeed: null };
+      const meta: CommandMeta = { actor: 'system:ha', correlationId: randomId(), causationId: tracked.lastEventId, idSeed: null };
       if (silentMs > h.lease.leaseMs + h.lease.marginMs) {
         await this.exec('host', h.hostId, {
           type: 'DeclareHostFailed',

@@ -11,6 +11,7 @@ import { type CommandMeta, deterministicId, handleCommand } from './commands.ts'
 import type { MigrationManager, MigrationView } from './migrations.ts';
 import type { Projections } from './projections.ts';
 import { hostDecider } from './service.ts';
+import { randomId } from '../shared/ids.ts';
 
 export type DrainView = {
   readonly hostId: string;
@@ -70,7 +71,7 @@ export class MaintenanceManager {
   }
 
   async start(hostId: string, reason: string, meta: CommandMeta): Promise<{ ok: true; value: DrainView } | { ok: false; rejection: Rejection }> {
-    const drainId = meta.idSeed === null ? crypto.randomUUID() : deterministicId(`${meta.idSeed}|drain`);
+    const drainId = meta.idSeed === null ? randomId() : deterministicId(`${meta.idSeed}|drain`);
     const outcome = await handleCommand(this.store, hostDecider, hostStreamId(hostId), { type: 'RequestMaintenance', drainId, reason }, meta);
     if (!outcome.ok) return outcome;
     await this.projections.caughtUp(outcome.events);

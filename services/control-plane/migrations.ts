@@ -8,7 +8,7 @@
  * its state calls for, so a control-plane restart simply resumes the sagas from the log.
  */
 import { SerialPasses } from './serial.ts';
-import { v4 as uuidv4 } from 'uuid';
+import { randomId } from '../shared/ids.ts';
 import {
   type KnownMigration,
   type LivePartition,
@@ -108,7 +108,7 @@ function failure(kind: Rejection['kind'], code: string, message: string, field: 
 
 const systemMeta = (tracked: TrackedMigration | undefined, seed: string | null): CommandMeta => ({
   actor: 'system:migrations',
-  correlationId: tracked?.lastCorrelationId ?? uuidv4(),
+  correlationId: tracked?.lastCorrelationId ?? randomId(),
   causationId: tracked?.lastEventId ?? null,
   idSeed: seed,
 });
@@ -198,7 +198,7 @@ export class MigrationManager {
       perHostMax: this.config.perHostMax,
       perClusterMax: this.config.perClusterMax,
     };
-    const migrationId = meta.idSeed === null ? uuidv4() : deterministicId(`${meta.idSeed}|migration`);
+    const migrationId = meta.idSeed === null ? randomId() : deterministicId(`${meta.idSeed}|migration`);
     const outcome = await handleCommand(
       this.store,
       migrationDecider,

@@ -4,7 +4,8 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { type EventStore, openSqliteEventStore } from '../eventstore/index.ts';
+import { type EventStore, type Subscription, openSqliteEventStore } from '../eventstore/index.ts';
+import { DaemonGateway } from './daemon-gateway.ts';
 import { DaemonRegistry } from './daemons.ts';
 import { buildApp } from './http/app.ts';
 import { openIdempotencyStore } from './idempotency.ts';
@@ -59,10 +60,32 @@ export type ControlPlaneHandle = {
 
 export const version = '0.1.0';
 
-export async function runControlPlane(config: ControlPlaneConfig, injected?: { store?: EventStore }): Promise<ControlPlaneHandle> {
-  mkdirSync(config.dataDir, { recursive: true });
-  const store = injected?.store ?? openSqliteEventStore({ path: join(config.dataDir, 'events.db') });
-  const idempotency = openIdempotencyStore(join(config.dataDir, 'control-plane.db'));
+/** The control plane without its HTTP face: the projections and every process manager on them. */
+export type ControlPlaneCore = {
+  readonly store: EventStore;
+  readonly projections: Projections;
+  readonly daemons: DaemonRegistry;
+  readonly service: ControlPlaneService;
+  readonly migrations: MigrationManager;
+  readonly ha: HaManager;
+  readonly maintenance: MaintenanceManager;
+  readonly telemetry: TelemetryStore;
+  readonly gateway: DaemonGateway;
+  /** Replays the log into the projections, then follows it and starts the process managers. */
+  start(): Promise<void>;
+  /**
+   * Stops timers and the subscription. `graceful` (the default) first runs one last pass of every
+   * process manager; the simulation's crash passes false. The store is not closed.
+   */
+  stop(options?: { graceful?: boolean }): Promise<void>;
+};
+
+export type CoreLog = { warn(object: object, message: string): void };
+
+/** The process managers' configuration: everything of ControlPlaneConfig but the HTTP listener and data dir. */
+export type CoreConfig = Omit<ControlPlaneConfig, 'port' | 'host' | 'dataDir' | 'logLevel' | 'sseConnectionsMax'>;
+
+export function createControlPlaneCore(store: EventStore, config: CoreConfig, log: CoreLog): ControlPlaneCore {
   const projections = new Projections({ haResetAfterMs: config.ha.resetAfterMs });
   const daemons = new DaemonRegistry(config.daemonConnectedWindowMs);
   const service = new ControlPlaneService(store, projections, daemons, {
@@ -72,21 +95,8 @@ export async function runControlPlane(config: ControlPlaneConfig, injected?: { s
   const migrations = new MigrationManager(store, projections, daemons, config.migrations, () => service.placementCandidates());
   const ha = new HaManager(store, projections, daemons, service, config.ha, config.liveness);
   const maintenance = new MaintenanceManager(store, projections, migrations);
-  let ready = false;
-  const app = await buildApp({
-    store,
-    service,
-    migrations,
-    maintenance,
-    idempotency,
-    telemetry: new TelemetryStore(),
-    logLevel: config.logLevel,
-    sseConnectionsMax: config.sseConnectionsMax,
-    ready: () => ready,
-    version,
-  });
-  const subscription = await startProjections(store, projections);
-  ready = true;
+  const telemetry = new TelemetryStore();
+  const gateway = new DaemonGateway(store, service, migrations, telemetry);
 
   // The reservation reconciler reacts to partitions leaving their host, and sweeps periodically
   // for reservations orphaned by a crash between a reservation and its start.
@@ -119,25 +129,78 @@ export async function runControlPlane(config: ControlPlaneConfig, injected?: { s
     'PartitionHostLost',
     'PartitionRestartPlanned',
   ]);
-  const advanceMigrations = () => {
-    ha.advance().catch((error: unknown) => app.log.warn({ err: error }, 'HA pass failed; will retry'));
-    migrations.advance().catch((error: unknown) => app.log.warn({ err: error }, 'migration manager pass failed; will retry'));
-    maintenance.advance().catch((error: unknown) => app.log.warn({ err: error }, 'maintenance pass failed; will retry'));
+  const advance = () => {
+    ha.advance().catch((error: unknown) => log.warn({ err: error }, 'HA pass failed; will retry'));
+    migrations.advance().catch((error: unknown) => log.warn({ err: error }, 'migration manager pass failed; will retry'));
+    maintenance.advance().catch((error: unknown) => log.warn({ err: error }, 'maintenance pass failed; will retry'));
   };
   const reconcile = () =>
-    service.reconcileReservations().catch((error: unknown) => app.log.warn({ err: error }, 'reservation reconciliation failed; will retry'));
-  const unsubscribe = projections.onApplied((events) => {
-    if (events.some((e) => releasing.has(e.type))) void reconcile();
-    if (events.some((e) => processManagerTriggers.has(e.type) || e.streamId.startsWith('migration-'))) {
-      advanceMigrations();
-    }
+    service.reconcileReservations().catch((error: unknown) => log.warn({ err: error }, 'reservation reconciliation failed; will retry'));
+
+  let subscription: Subscription | null = null;
+  let unsubscribe: (() => void) | null = null;
+  let timers: ReturnType<typeof setInterval>[] = [];
+  let stopped = false;
+  return {
+    store,
+    projections,
+    daemons,
+    service,
+    migrations,
+    ha,
+    maintenance,
+    telemetry,
+    gateway,
+    async start() {
+      subscription = await startProjections(store, projections);
+      unsubscribe = projections.onApplied((events) => {
+        if (events.some((e) => releasing.has(e.type))) void reconcile();
+        if (events.some((e) => processManagerTriggers.has(e.type) || e.streamId.startsWith('migration-'))) advance();
+      });
+      timers = [setInterval(reconcile, config.reconcileIntervalMs), setInterval(advance, config.migrationTickMs)];
+      for (const timer of timers) timer.unref?.();
+      void reconcile();
+      advance();
+    },
+    async stop(options = {}) {
+      if (stopped) return;
+      stopped = true;
+      for (const timer of timers) clearInterval(timer);
+      unsubscribe?.();
+      if (options.graceful ?? true) {
+        await service.reconcileReservations().catch(() => undefined);
+        await migrations.advance().catch(() => undefined);
+        await maintenance.advance().catch(() => undefined);
+        await ha.advance().catch(() => undefined);
+      }
+      await subscription?.close();
+    },
+  };
+}
+
+export async function runControlPlane(config: ControlPlaneConfig, injected?: { store?: EventStore }): Promise<ControlPlaneHandle> {
+  mkdirSync(config.dataDir, { recursive: true });
+  const store = injected?.store ?? openSqliteEventStore({ path: join(config.dataDir, 'events.db') });
+  const idempotency = openIdempotencyStore(join(config.dataDir, 'control-plane.db'));
+  let log: CoreLog = { warn: () => undefined };
+  const core = createControlPlaneCore(store, config, { warn: (object, message) => log.warn(object, message) });
+  let ready = false;
+  const app = await buildApp({
+    store,
+    service: core.service,
+    migrations: core.migrations,
+    maintenance: core.maintenance,
+    gateway: core.gateway,
+    idempotency,
+    telemetry: core.telemetry,
+    logLevel: config.logLevel,
+    sseConnectionsMax: config.sseConnectionsMax,
+    ready: () => ready,
+    version,
   });
-  const timer = setInterval(reconcile, config.reconcileIntervalMs);
-  timer.unref();
-  const migrationTimer = setInterval(advanceMigrations, config.migrationTickMs);
-  migrationTimer.unref();
-  void reconcile();
-  advanceMigrations();
+  log = app.log;
+  await core.start();
+  ready = true;
 
   const address = await app.listen({ port: config.port, host: config.host });
   let closed = false;
@@ -145,19 +208,12 @@ export async function runControlPlane(config: ControlPlaneConfig, injected?: { s
     url: address.replace('[::1]', 'localhost'),
     app,
     store,
-    service,
+    service: core.service,
     async close() {
       if (closed) return;
       closed = true;
-      clearInterval(timer);
-      clearInterval(migrationTimer);
-      unsubscribe();
       await app.close();
-      await service.reconcileReservations().catch(() => undefined);
-      await migrations.advance().catch(() => undefined);
-      await maintenance.advance().catch(() => undefined);
-      await ha.advance().catch(() => undefined);
-      await subscription.close();
+      await core.stop();
       idempotency.close();
       await store.close();
     },

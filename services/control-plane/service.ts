@@ -5,7 +5,7 @@
  * no partition holds (after a stop, or orphaned by a crash between the two appends).
  */
 import { SerialPasses } from './serial.ts';
-import { v4 as uuidv4 } from 'uuid';
+import { randomId } from '../shared/ids.ts';
 import {
   type FactReport,
   type HostCommand,
@@ -252,7 +252,7 @@ export class ControlPlaneService {
         return rejection('no-capacity', 'no-capacity', 'no host can take this partition', { placement });
       }
       const hostId = placement.chosenHostId;
-      const reservationId = attemptMeta.idSeed === null ? uuidv4() : deterministicId(`${attemptMeta.idSeed}|reservation`);
+      const reservationId = attemptMeta.idSeed === null ? randomId() : deterministicId(`${attemptMeta.idSeed}|reservation`);
       const reserved = await handleCommand(
         this.store,
         hostDecider,
@@ -375,7 +375,7 @@ export class ControlPlaneService {
         if (p && isLive(p) && p.reservationId === r.reservationId) {
           const wanted = reserveLpPct(p.spec);
           if (wanted !== r.reserveLpPct) {
-            await handleCommand(this.store, hostDecider, hostStreamId(host.hostId), { type: 'AdjustReservation', reservationId: r.reservationId, reserveLpPct: wanted }, meta(owner?.lastEventId ?? null, owner?.lastCorrelationId ?? uuidv4()));
+            await handleCommand(this.store, hostDecider, hostStreamId(host.hostId), { type: 'AdjustReservation', reservationId: r.reservationId, reserveLpPct: wanted }, meta(owner?.lastEventId ?? null, owner?.lastCorrelationId ?? randomId()));
           }
           continue;
         }
@@ -395,7 +395,7 @@ export class ControlPlaneService {
           hostDecider,
           hostStreamId(host.hostId),
           { type: 'ReleaseReservation', reservationId: r.reservationId, reason },
-          { ...meta(owner?.lastEventId ?? null, owner?.lastCorrelationId ?? uuidv4()), idSeed: `release|${r.reservationId}` },
+          { ...meta(owner?.lastEventId ?? null, owner?.lastCorrelationId ?? randomId()), idSeed: `release|${r.reservationId}` },
         );
       }
     }

@@ -8,9 +8,9 @@ import type { PartitionSpec } from '../domain/index.ts';
 import { sleep } from '../shared/sleep.ts';
 import { mkdirSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { type Hypervisor, HypervisorError, type PartitionConfig, type PartitionStatus, type Watchdog } from '../hypervisor/index.ts';
+import { type Hypervisor, HypervisorError, type PartitionConfig, type PartitionStatus, type Watchdog, watchdogTimeoutMsMin } from '../hypervisor/index.ts';
 import { checkpointFileName, readCheckpoint, writeCheckpoint } from './checkpoint.ts';
-import { ControlPlaneHttpError, type Desired, type DesiredPartition, type Report, createControlPlaneClient } from './control-plane-client.ts';
+import { type ControlPlaneClient, ControlPlaneHttpError, type Desired, type DesiredPartition, type Report, createControlPlaneClient } from './control-plane-client.ts';
 import { type MigrationDirective, createMigrationParticipant } from './migration.ts';
 
 export type NodeDaemonConfig = {
@@ -84,23 +84,40 @@ export type NodeDaemonHandle = {
 
 const liveStates = new Set(['Starting', 'Running', 'Pausing', 'Paused', 'Stopping', 'Saving']);
 
+/** A directive that would run something arrived while the host's lease had lapsed. */
+export class LeaseLapsedError extends Error {
+  override readonly name = 'LeaseLapsedError';
+}
+
+function fileCheckpoints(dataDir: string): CheckpointStore {
+  mkdirSync(dataDir, { recursive: true });
+  return { read: (hostId) => readCheckpoint(dataDir, hostId), write: (hostId, position) => writeCheckpoint(dataDir, hostId, position) };
+}
+
 function configOf(partitionId: string, incarnation: number, spec: PartitionSpecLike): PartitionConfig {
   return { partitionId, incarnation, vcpus: spec.vcpus, processor: spec.processor, memory: spec.memory, workload: spec.workload };
 }
+
+/** Where the daemon keeps its checkpoint; a file in its data dir unless another store is given. */
+export type CheckpointStore = { read(hostId: string): number; write(hostId: string, position: number): void };
+
+/** Adapters a caller may swap: the simulation runs daemons in-process with an in-memory transport. */
+export type NodeDaemonAdapters = { readonly client?: ControlPlaneClient; readonly checkpoints?: CheckpointStore };
 
 export async function runNodeDaemon(
   config: NodeDaemonConfig,
   hypervisor: Hypervisor & Partial<Observing> & Partial<Watchdog>,
   log: Logger,
+  adapters: NodeDaemonAdapters = {},
 ): Promise<NodeDaemonHandle> {
   if (!(config.heartbeatMs < config.leaseMs - config.marginMs && config.marginMs >= 0)) {
     throw new RangeError(`lease terms: need heartbeatMs (${config.heartbeatMs}) < leaseMs (${config.leaseMs}) − marginMs (${config.marginMs})`);
   }
-  mkdirSync(config.dataDir, { recursive: true });
   const { hostId } = config;
-  const client = createControlPlaneClient(config.controlPlaneUrl, hostId, config.requestTimeoutMs);
+  const checkpoints: CheckpointStore = adapters.checkpoints ?? fileCheckpoints(config.dataDir);
+  const client = adapters.client ?? createControlPlaneClient(config.controlPlaneUrl, hostId, config.requestTimeoutMs);
   const stop = new AbortController();
-  let checkpoint = readCheckpoint(config.dataDir, hostId);
+  let checkpoint = checkpoints.read(hostId);
   let connected = false;
   let bootId = 'unknown';
   log.info({ hostId, checkpoint, file: checkpointFileName }, 'node daemon starting');
@@ -160,7 +177,7 @@ export async function runNodeDaemon(
     return now !== undefined && now.hostId === hostId && now.incarnation === directive.data.incarnation && liveStates.has(now.state);
   }
 
-  const migrations = createMigrationParticipant(hostId, hypervisor, client, log, stop.signal);
+  const migrations = createMigrationParticipant(hostId, hypervisor, client, log, stop.signal, () => requireLease('activate a migrated partition'));
   const migrationTypes = new Set(['MigrationTargetReserved', 'MigrationPreCopyStarted', 'MigrationSwitchoverStarted', 'MigrationFailed', 'MigrationCancelled', 'PartitionMigrated']);
 
   async function apply(directive: Directive, desired: Desired): Promise<void> {
@@ -192,8 +209,14 @@ export async function runNodeDaemon(
         if (!current) return log.info({ partitionId, incarnation }, 'skipping a start the log has since superseded');
         const spec = directive.data.spec;
         if (!spec) throw new Error(`directive ${directive.eventId} has no spec`);
+        requireLease('start');
         return attempt(async () => {
           const status = await hypervisor.start(configOf(partitionId, incarnation, spec));
+          if (!leaseHeld()) {
+            // Fenced while starting: the fence may have listed the host before this copy existed.
+            await hypervisor.turnOff(partitionId, incarnation);
+            requireLease('start');
+          }
           return fact('PartitionStarted', { memoryAssignedMiB: status.memoryAssignedMiB });
         });
       }
@@ -215,6 +238,7 @@ export async function runNodeDaemon(
         });
       case 'PartitionResumeRequested':
         if (!current) return;
+        requireLease('resume');
         return attempt(async () => {
           await hypervisor.resume(partitionId, incarnation);
           return fact('PartitionResumed');
@@ -309,18 +333,15 @@ export async function runNodeDaemon(
         delayMs = 100;
         log.info({ checkpoint }, 'directive stream open');
         for await (const message of messages) {
-          if (message.event === 'directive') {
-            const directive = JSON.parse(message.data) as Directive;
+          if (message.kind === 'directive') {
+            const directive = message.directive as Directive;
             if (directive.globalPosition <= checkpoint) continue;
             await apply(directive, desired);
             checkpoint = directive.globalPosition;
-            writeCheckpoint(config.dataDir, hostId, checkpoint);
-          } else if (message.event === 'position') {
-            const position = (JSON.parse(message.data) as { position: number }).position;
-            if (position > checkpoint) {
-              checkpoint = position;
-              writeCheckpoint(config.dataDir, hostId, checkpoint);
-            }
+            checkpoints.write(hostId, checkpoint);
+          } else if (message.position > checkpoint) {
+            checkpoint = message.position;
+            checkpoints.write(hostId, checkpoint);
           }
         }
         if (!stop.signal.aborted) log.warn('directive stream ended; reconnecting');
@@ -345,11 +366,13 @@ export async function runNodeDaemon(
   const fenceAfterMs = config.leaseMs - config.marginMs;
   const watchdogMs = config.leaseMs;
   let lastRenewedMs = Date.now();
-  let watchdogArmed = false;
   let fenced: { turnedOff: string[]; how: 'self-fence' | 'watchdog' | 'machine-down'; reason: string } | null = null;
   let machineDown = false;
   let beating = false;
   let fenceReported = '';
+  let fencing = false;
+  /** Set by this daemon's first renewal: until then it runs nothing new. */
+  let leaseAcquired = false;
   async function selfFence(reason: string): Promise<void> {
     const running = await hypervisor.list().catch(() => [] as PartitionStatus[]);
     const turnedOff: string[] = [];
@@ -359,9 +382,59 @@ export async function runNodeDaemon(
     }
     fenced = { turnedOff: [...(fenced?.turnedOff ?? []), ...turnedOff], how: fenced?.how ?? 'self-fence', reason };
     log.error({ turnedOff, reason }, 'SELF-FENCED: lease not renewed; every partition on this host is off');
+    // Once a lease is held again, reconnecting reconciles with what the log decided meanwhile.
+    currentStream?.abort();
   }
-  const heartbeat = setInterval(() => {
-    if (beating) return;
+  /** Whether this host may run partitions now: this daemon renewed its lease, recently enough, and is not fencing. */
+  function leaseHeld(): boolean {
+    return leaseAcquired && !fenced && !fencing && !machineDown && Date.now() - lastRenewedMs <= fenceAfterMs;
+  }
+  /**
+   * A host whose lease lapsed starts nothing: the control plane may be restarting its partitions
+   * elsewhere. The directive is applied again, checked against the log afresh, once the lease is back.
+   */
+  function requireLease(what: string): void {
+    if (!leaseHeld()) throw new LeaseLapsedError(`not allowed to ${what}: this host does not hold its lease (fenced or not renewed for ${Date.now() - lastRenewedMs} ms)`);
+  }
+  /** What the machine observed by itself (guest crashes, shut-downs), waiting to be reported. */
+  const observedReports: Report[] = [];
+  /**
+   * Drains the machine's observations: watchdog firings make this host fenced (reported before any
+   * new lease, by the heartbeat); the rest queue as reports.
+   */
+  async function readObservations(): Promise<void> {
+    if (!hypervisor.drainObservations) return;
+    const all = await hypervisor.drainObservations();
+    const byWatchdog = all.filter((o) => o.kind === 'fenced');
+    if (byWatchdog.length > 0) {
+      fenced = {
+        turnedOff: [...(fenced?.turnedOff ?? []), ...byWatchdog.map((o) => `${o.partitionId}#${o.incarnation}`)],
+        how: 'watchdog',
+        reason: "the machine's watchdog expired: its daemon had not renewed the lease",
+      };
+    }
+    for (const o of all) {
+      if (o.kind === 'fenced') continue;
+      observedReports.push({
+        reportId: `observed:${bootId}:${o.partitionId}:${o.incarnation}:${o.kind}`,
+        partitionId: o.partitionId,
+        incarnation: o.incarnation,
+        directiveEventId: null,
+        ...(o.kind === 'crashed' ? { type: 'PartitionCrashed', reason: o.reason } : { type: 'PartitionStopped', how: 'guest' }),
+      });
+    }
+  }
+  function beat(): void {
+    // Fencing does not wait for a renewal in flight: a connection that hangs must not delay it.
+    if (!machineDown && !fenced && !fencing && Date.now() - lastRenewedMs > fenceAfterMs) {
+      fencing = true;
+      selfFence(`no lease renewal for ${Date.now() - lastRenewedMs} ms`)
+        .catch((error: unknown) => log.error({ err: String(error) }, 'self-fencing failed'))
+        .finally(() => {
+          fencing = false;
+        });
+    }
+    if (beating || fencing) return;
     beating = true;
     (async () => {
       // A machine that does not answer runs nothing of ours: stop renewing, so the host fails over.
@@ -375,7 +448,10 @@ export async function runNodeDaemon(
           log.error('the machine is down; lease renewal stopped');
         }
       }
-      if (!machineDown && !fenced && Date.now() - lastRenewedMs > fenceAfterMs) await selfFence(`no lease renewal for ${Date.now() - lastRenewedMs} ms`);
+      // A watchdog that fired while no daemon watched (this one just started, or hung) must be
+      // known, and reported, before this daemon takes a lease: the control plane reads a fencing
+      // report as "everything on the host is off", which must not reach back past a new lease.
+      if (!machineDown) await readObservations();
       if (fenced) {
         // Say what was fenced before taking a new lease, so the log has it in that order.
         const key = JSON.stringify(fenced);
@@ -389,16 +465,18 @@ export async function runNodeDaemon(
         fenceReported = '';
       }
       if (machineDown) return;
+      // The lease runs from when the renewal was sent, not from when its answer came: the control
+      // plane starts counting on receipt, which is later, so a slow network only makes this host
+      // fence itself earlier than the control plane expects, never later.
+      const sentAtMs = Date.now();
       await client.heartbeat(bootId, checkpoint, { leaseMs: config.leaseMs, renewMs: config.heartbeatMs, marginMs: config.marginMs });
-      lastRenewedMs = Date.now();
-      if (hypervisor.armWatchdog && hypervisor.petWatchdog) {
-        if (!watchdogArmed) {
-          await hypervisor.armWatchdog(watchdogMs);
-          watchdogArmed = true;
-        } else {
-          await hypervisor.petWatchdog().catch(async () => {
-            await hypervisor.armWatchdog!(watchdogMs);
-          });
+      lastRenewedMs = sentAtMs;
+      leaseAcquired = true;
+      if (hypervisor.armWatchdog) {
+        // Re-armed to expire leaseMs after the renewal was sent, for the same reason.
+        const remainingMs = Math.round(watchdogMs - (Date.now() - sentAtMs));
+        if (remainingMs >= watchdogTimeoutMsMin) {
+          await hypervisor.armWatchdog(remainingMs);
         }
       }
     })()
@@ -406,7 +484,9 @@ export async function runNodeDaemon(
       .finally(() => {
         beating = false;
       });
-  }, config.heartbeatMs);
+  }
+  const heartbeat = setInterval(beat, config.heartbeatMs);
+  beat();
   let observing = false;
   const observe = setInterval(() => {
     if (observing) return;
@@ -419,27 +499,8 @@ export async function runNodeDaemon(
         bootId = now.bootId;
         currentStream?.abort();
       }
-      if (!hypervisor.drainObservations) return;
-      const all = await hypervisor.drainObservations!();
-      const byWatchdog = all.filter((o) => o.kind === 'fenced');
-      if (byWatchdog.length > 0) {
-        watchdogArmed = false;
-        fenced = {
-          turnedOff: [...(fenced?.turnedOff ?? []), ...byWatchdog.map((o) => `${o.partitionId}#${o.incarnation}`)],
-          how: 'watchdog',
-          reason: 'the machine\'s watchdog expired: its daemon had not renewed the lease',
-        };
-      }
-      const observations = all.filter((o): o is Exclude<typeof o, { kind: 'fenced' }> => o.kind !== 'fenced');
-      await report(
-        observations.map((o) => ({
-          reportId: `observed:${bootId}:${o.partitionId}:${o.incarnation}:${o.kind}`,
-          partitionId: o.partitionId,
-          incarnation: o.incarnation,
-          directiveEventId: null,
-          ...(o.kind === 'crashed' ? { type: 'PartitionCrashed', reason: o.reason } : { type: 'PartitionStopped', how: 'guest' }),
-        })),
-      );
+      await readObservations();
+      await report(observedReports.splice(0));
     })()
       .catch((error: unknown) => log.warn({ err: String(error) }, 'could not read observations'))
       .finally(() => {

@@ -41,7 +41,15 @@ export type MigrationDirective = {
 
 type Throttling = { setThrottle?(partitionId: string, incarnation: number, throttlePct: number | null): Promise<unknown> };
 
-export function createMigrationParticipant(hostId: string, hypervisor: Hypervisor & Throttling, client: ControlPlaneClient, log: Logger, stopping: AbortSignal) {
+export function createMigrationParticipant(
+  hostId: string,
+  hypervisor: Hypervisor & Throttling,
+  client: ControlPlaneClient,
+  log: Logger,
+  stopping: AbortSignal,
+  /** Throws when this host may not run anything now (its lease lapsed). */
+  requireLease: () => void = () => undefined,
+) {
   /** Pre-copy runs in the background, one per migration, so the directive stream is not blocked. */
   const outgoing = new Map<string, { abort: AbortController; paused: boolean; partitionId: string; incarnation: number }>();
 
@@ -91,6 +99,7 @@ export function createMigrationParticipant(hostId: string, hypervisor: Hyperviso
     const incarnation = d.data.targetIncarnation!;
     if (!(await stillActive(migrationId, ['SwitchOver']))) return;
     const spec = await specOf(partitionId);
+    requireLease();
     try {
       await hypervisor.start({ partitionId, incarnation, vcpus: spec.vcpus, processor: spec.processor, memory: spec.memory, workload: spec.workload });
       log.info({ migrationId, partitionId, incarnation }, 'migrated partition activated here');

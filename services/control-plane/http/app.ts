@@ -11,6 +11,7 @@ import { v4 as uuidv4 } from 'uuid';
 import { type PartitionCommand, concernsHost, migrationStreamId, partitionStreamId } from '../../domain/index.ts';
 import type { EventStore, RecordedEvent } from '../../eventstore/index.ts';
 import type { CommandMeta } from '../commands.ts';
+import type { DaemonGateway } from '../daemon-gateway.ts';
 import { type IdempotencyStore, idempotencyKeyLengthMax, requestHash } from '../idempotency.ts';
 import type { MaintenanceManager } from '../maintenance.ts';
 import type { MigrationManager, MigrationReport, MigrationView } from '../migrations.ts';
@@ -28,6 +29,8 @@ export type AppOptions = {
   readonly maintenance: MaintenanceManager;
   readonly idempotency: IdempotencyStore;
   readonly telemetry: TelemetryStore;
+  /** The daemons' surface (shared with other transports). */
+  readonly gateway: DaemonGateway;
   /** pino level; 'silent' in tests. */
   readonly logLevel: string;
   /** Most SSE streams open at once; more get 503. */
@@ -50,7 +53,7 @@ function ref(events: readonly RecordedEvent[]) {
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
-  const { store, service, migrations, maintenance, idempotency, telemetry } = options;
+  const { store, service, migrations, maintenance, idempotency, telemetry, gateway } = options;
   const app = Fastify({
     logger: { level: options.logLevel },
     bodyLimit: bodyLimitBytes,
@@ -162,21 +165,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   // ---------------------------------------------------------------- hosts
-  app.post('/v1/hosts', { schema: { tags: ['hosts'], summary: 'Register a host', body: S.HostInput, response: { 201: S.HostResult, ...problemResponses } } }, async (request, reply) => {
-    const b = request.body;
-    return respondHost(request, reply, 201, (m) =>
-      service.hostCommand(b.id, {
-        type: 'RegisterHost',
-        hostId: b.id,
-        logicalProcessors: b.logicalProcessors,
-        memoryMiB: b.memoryMiB,
-        parentReserveMiB: b.parentReserveMiB ?? Math.min(2048, Math.floor(b.memoryMiB / 10)),
-        labels: b.labels ?? {},
-        limitsPreset: b.limitsPreset ?? 'modern',
-        limits: b.limits ?? {},
-      }, m),
-    );
-  });
+  app.post('/v1/hosts', { schema: { tags: ['hosts'], summary: 'Register a host', body: S.HostInput, response: { 201: S.HostResult, ...problemResponses } } }, async (request, reply) =>
+    respondHost(request, reply, 201, (m) => gateway.register(request.body, m)),
+  );
   app.get('/v1/hosts', { schema: { tags: ['hosts'], summary: 'List hosts', response: { 200: S.HostList } } }, async () => ({ hosts: service.hosts() }));
   app.get('/v1/hosts/:id', { schema: { tags: ['hosts'], summary: 'One host with capacity, reservations and daemon state', params: S.IdParams, response: { 200: S.HostView, 404: S.Problem } } }, async (request, reply) => {
     const host = service.host(request.params.id);
@@ -292,45 +283,20 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     });
     return reply;
   });
-  app.get('/v1/hosts/:id/desired', { schema: { tags: ['daemon'], summary: 'What the log says should run on this host (for reconciliation)', params: S.IdParams, response: { 200: S.DesiredView, 404: S.Problem } } }, async (request, reply) => {
-    if (!service.host(request.params.id)) return sendProblem(reply, request, problem(404, 'host-not-found', `host ${request.params.id} does not exist`));
-    return service.desired(request.params.id);
-  });
+  const hostNotFound = (request: FastifyRequest, reply: FastifyReply, hostId: string) =>
+    sendProblem(reply, request, problem(404, 'host-not-found', `host ${hostId} does not exist`));
+  app.get('/v1/hosts/:id/desired', { schema: { tags: ['daemon'], summary: 'What the log says should run on this host (for reconciliation)', params: S.IdParams, response: { 200: S.DesiredView, 404: S.Problem } } }, async (request, reply) =>
+    gateway.desired(request.params.id) ?? hostNotFound(request, reply, request.params.id),
+  );
   app.post('/v1/hosts/:id/reports', { schema: { tags: ['daemon'], summary: 'Facts observed by the host daemon', params: S.IdParams, body: S.ReportsInput, response: { 200: S.ReportsResult, 404: S.Problem } } }, async (request, reply) => {
-    const hostId = request.params.id;
-    if (!service.host(hostId)) return sendProblem(reply, request, problem(404, 'host-not-found', `host ${hostId} does not exist`));
-    const results = await service.report(
-      hostId,
-      request.body.reports.map((r) => ({
-        reportId: r.reportId,
-        partitionId: r.partitionId,
-        fact: {
-          type: r.type,
-          incarnation: r.incarnation,
-          directiveEventId: r.directiveEventId,
-          reason: r.reason ?? null,
-          code: r.code ?? null,
-          how: r.how ?? null,
-          memoryAssignedMiB: r.memoryAssignedMiB ?? null,
-        },
-      })),
-      request.id,
-    );
-    return { results };
+    const results = await gateway.reports(request.params.id, request.body, request.id);
+    return results ? { results } : hostNotFound(request, reply, request.params.id);
   });
   app.post('/v1/hosts/:id/heartbeat', { schema: { tags: ['daemon'], summary: "The daemon's liveness signal", params: S.IdParams, body: S.HeartbeatInput, response: { 200: S.HeartbeatResult, 404: S.Problem } } }, async (request, reply) => {
-    const hostId = request.params.id;
-    if (!service.host(hostId)) return sendProblem(reply, request, problem(404, 'host-not-found', `host ${hostId} does not exist`));
-    const b = request.body;
-    service.daemons.heartbeat(hostId, b.bootId, b.checkpointPosition);
-    const lease = { leaseMs: b.leaseMs ?? 10_000, renewMs: b.renewMs ?? 1_000, marginMs: b.marginMs ?? 2_000 };
-    const host = service.host(hostId)!;
-    // Renewals stay in memory; taking a lease (a new daemon, a new boot, a return) is an event.
-    if (host.state !== 'Up' && host.state !== 'Maintenance' || host.lease?.bootId !== b.bootId || host.lease.leaseMs !== lease.leaseMs || host.lease.renewMs !== lease.renewMs || host.lease.marginMs !== lease.marginMs) {
-      const outcome = await service.hostCommand(hostId, { type: 'AcquireLease', bootId: b.bootId, ...lease }, { actor: `daemon:${hostId}`, correlationId: request.id, causationId: null, idSeed: null });
-      if (!outcome.ok) return sendProblem(reply, request, rejectionProblem(outcome.rejection));
-    }
-    return { position: service.projections.position, leaseMs: lease.leaseMs };
+    const outcome = await gateway.heartbeat(request.params.id, request.body, request.id);
+    if (!outcome) return hostNotFound(request, reply, request.params.id);
+    if (!outcome.ok) return sendProblem(reply, request, rejectionProblem(outcome.rejection));
+    return outcome.value;
   });
 
   // ---------------------------------------------------------------- migrations
@@ -377,25 +343,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     respondMigration(request, reply, (m) => migrations.cancel(request.params.id, request.body?.reason ?? 'cancelled by operator', m)),
   );
   app.post('/v1/hosts/:id/migration-reports', { schema: { tags: ['daemon'], summary: 'Migration facts from a source or target daemon', params: S.IdParams, body: S.MigrationReportsInput, response: { 200: S.MigrationReportsResult, 404: S.Problem } } }, async (request, reply) => {
-    const hostId = request.params.id;
-    if (!service.host(hostId)) return sendProblem(reply, request, problem(404, 'host-not-found', `host ${hostId} does not exist`));
-    const reports: MigrationReport[] = request.body.reports.map((r) => ({
-      reportId: r.reportId,
-      migrationId: r.migrationId,
-      type: r.type as MigrationReport['type'],
-      round: r.round ?? null,
-      sentMiB: r.sentMiB ?? null,
-      durationMs: r.durationMs ?? null,
-      transferredMiB: r.transferredMiB ?? null,
-      remainingMiB: r.remainingMiB ?? null,
-      dirtyRateMiBps: r.dirtyRateMiBps ?? null,
-      throttlePct: r.throttlePct ?? null,
-      expectedDowntimeMs: r.expectedDowntimeMs ?? null,
-      finalCopyMiB: r.finalCopyMiB ?? null,
-      downtimeMs: r.downtimeMs ?? null,
-      reason: r.reason ?? null,
-    }));
-    return { results: await migrations.report(hostId, reports, request.id) };
+    const results = gateway.migrationReports(request.params.id, request.body, request.id);
+    return results ? { results: await results } : hostNotFound(request, reply, request.params.id);
   });
 
   // ---------------------------------------------------------------- maintenance
@@ -418,21 +367,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   app.post('/v1/hosts/:id/fenced', { schema: { tags: ['daemon'], summary: 'A daemon (or its machine\'s watchdog) turned off its partitions because its lease lapsed', params: S.IdParams, body: S.FencedInput, response: { 200: S.HostResult, 404: S.Problem } } }, async (request, reply) => {
-    const hostId = request.params.id;
-    if (!service.host(hostId)) return sendProblem(reply, request, problem(404, 'host-not-found', `host ${hostId} does not exist`));
-    const b = request.body;
-    return respondHost(request, reply, 200, (m) =>
-      service.hostCommand(hostId, { type: 'ReportFenced', bootId: b.bootId, turnedOff: b.turnedOff, how: b.how, reason: b.reason }, { ...m, actor: `daemon:${hostId}`, idSeed: `fenced|${hostId}|${b.bootId}|${b.how}|${b.turnedOff.join(',')}` }),
-    );
+    if (!service.host(request.params.id)) return hostNotFound(request, reply, request.params.id);
+    return respondHost(request, reply, 200, (m) => gateway.fenced(request.params.id, request.body, m));
   });
 
   // ---------------------------------------------------------------- telemetry
-  app.post('/v1/hosts/:id/telemetry', { schema: { tags: ['daemon'], summary: "A host's usage sample (CPU, wait, memory, pressure), sent every tick by its daemon", params: S.IdParams, body: S.TelemetryInput, response: { 204: Type.Null(), 404: S.Problem } } }, async (request, reply) => {
-    const hostId = request.params.id;
-    if (!service.host(hostId)) return sendProblem(reply, request, problem(404, 'host-not-found', `host ${hostId} does not exist`));
-    telemetry.record({ hostId, ...request.body });
-    return reply.code(204).send(null);
-  });
+  app.post('/v1/hosts/:id/telemetry', { schema: { tags: ['daemon'], summary: "A host's usage sample (CPU, wait, memory, pressure), sent every tick by its daemon", params: S.IdParams, body: S.TelemetryInput, response: { 204: Type.Null(), 404: S.Problem } } }, async (request, reply) =>
+    gateway.telemetrySample(request.params.id, request.body) ? reply.code(204).send(null) : hostNotFound(request, reply, request.params.id),
+  );
   app.get('/v1/hosts/:id/telemetry', { schema: { tags: ['hosts'], summary: "A host's current usage and recent history", params: S.IdParams, querystring: S.TelemetryQuery, response: { 200: S.TelemetryView, 404: S.Problem } } }, async (request, reply) => {
     const hostId = request.params.id;
     if (!service.host(hostId)) return sendProblem(reply, request, problem(404, 'host-not-found', `host ${hostId} does not exist`));

@@ -5,11 +5,11 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { EventStore, RecordedEvent } from '../../eventstore/index.ts';
+import { followLog } from '../daemon-gateway.ts';
 import type { Projections } from '../projections.ts';
 
 /** Comment line sent when idle so proxies and clients know the stream is alive. */
 export const keepAliveMs = 15_000;
-export const sseBatchSizeMax = 500;
 /** Above this much unsent output, pushed (extra) messages are dropped for that client. */
 export const extraBufferBytesMax = 1024 * 1024;
 
@@ -45,11 +45,10 @@ export async function streamEvents(
     'x-accel-buffering': 'no',
   });
   let open = true;
-  let wake: (() => void) | null = null;
-  const unsubscribe = projections.onApplied(() => wake?.());
+  const ended = new AbortController();
   const close = () => {
     open = false;
-    wake?.();
+    ended.abort();
   };
   const unregisterCloser = options.registerCloser?.(close);
   request.raw.on('close', close);
@@ -74,36 +73,22 @@ export async function streamEvents(
   };
   try {
     await write(`retry: 1000\n: connected at position ${options.after}\n\n`);
-    let position = options.after;
-    while (open) {
-      const batch = await store.readAll({ after: position, limit: sseBatchSizeMax });
-      if (batch.length === 0) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, keepAliveMs);
-          wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-          // An event appended between the read above and setting `wake` must not wait for the timer.
-          void store.headPosition().then((head) => head > position && wake?.(), () => wake?.());
-        });
-        wake = null;
-        if (open && (await store.headPosition()) <= position) await write(': keep-alive\n\n');
+    for await (const step of followLog(store, projections, options.after, keepAliveMs, ended.signal)) {
+      if (step.kind === 'idle') {
+        await write(': keep-alive\n\n');
         continue;
       }
-      for (const event of batch) {
+      for (const event of step.events) {
         if (!open) break;
         if (options.filter(event)) {
           await write(`id: ${event.globalPosition}\nevent: ${options.eventName(event)}\ndata: ${JSON.stringify(event)}\n\n`);
         }
-        position = event.globalPosition;
       }
-      if (options.sendPositions && open) await write(`id: ${position}\nevent: position\ndata: {"position":${position}}\n\n`);
+      if (options.sendPositions && open) await write(`id: ${step.position}\nevent: position\ndata: {"position":${step.position}}\n\n`);
     }
   } catch (error) {
     request.log.warn({ err: error }, 'event stream ended with an error');
   } finally {
-    unsubscribe();
     unregisterCloser?.();
     stopExtra?.();
     options.onClose?.();
