@@ -37,7 +37,9 @@ export type FollowStep = { readonly kind: 'batch'; readonly events: readonly Rec
 /**
  * Follows the global log after `after`: catch-up and live are one loop (read after the last
  * position, wait for a newer event, repeat), so there is no gap and no duplicate between them, and
- * a slow consumer only slows its own loop. Yields 'idle' when nothing new came within idleMs.
+ * a slow consumer only slows its own loop. It never runs ahead of the projections, so whoever
+ * reads the API after receiving an event sees that event applied. Yields 'idle' when nothing new
+ * came within idleMs.
  */
 export async function* followLog(
   store: EventStore,
@@ -53,7 +55,10 @@ export async function* followLog(
   signal.addEventListener('abort', onAbort, { once: true });
   try {
     while (!signal.aborted) {
-      const batch = await store.readAll({ after: position, limit: followBatchSizeMax });
+      // Only what the projections already show: a consumer that reads the API after an event
+      // (a daemon checking a migration's phase on its directive) must find that event applied.
+      const applied = projections.position;
+      const batch = applied > position ? (await store.readAll({ after: position, limit: followBatchSizeMax })).filter((e) => e.globalPosition <= applied) : [];
       if (batch.length === 0) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(done, idleMs);
@@ -62,11 +67,11 @@ export async function* followLog(
             resolve();
           }
           wake = done;
-          // An event appended between the read above and setting `wake` must not wait for the timer.
-          void store.headPosition().then((head) => head > position && wake?.(), () => wake?.());
+          // An event applied between the read above and setting `wake` must not wait for the timer.
+          if (projections.position > position) done();
         });
         wake = null;
-        if (!signal.aborted && (await store.headPosition()) <= position) yield { kind: 'idle' };
+        if (!signal.aborted && projections.position <= position) yield { kind: 'idle' };
         continue;
       }
       position = batch[batch.length - 1]!.globalPosition;
