@@ -92,6 +92,44 @@ export async function handleCommand<C, E extends { type: string; data: object },
       return { ok: true, state, version, events: ours, written: false };
     }
   }
+  return serialized(store, streamId, () => decideAndAppend(store, decider, streamId, command, meta));
+}
+
+/** Commands on one stream, per store, one at a time in this process (in arrival order). */
+const queues = new WeakMap<EventStore, Map<string, Promise<unknown>>>();
+
+/**
+ * Runs `work` after every earlier piece of work on the same stream of the same store. Commands
+ * racing in one process (ten starts placed on one host at once) would otherwise lose the
+ * optimistic-concurrency race to each other until their retries ran out; now only other processes
+ * can make them retry.
+ */
+function serialized<T>(store: EventStore, streamId: string, work: () => Promise<T>): Promise<T> {
+  let byStream = queues.get(store);
+  if (!byStream) {
+    byStream = new Map();
+    queues.set(store, byStream);
+  }
+  const previous = byStream.get(streamId) ?? Promise.resolve();
+  const run = previous.then(work, work);
+  const tail = run.then(
+    () => undefined,
+    () => undefined,
+  );
+  byStream.set(streamId, tail);
+  void tail.then(() => {
+    if (byStream.get(streamId) === tail) byStream.delete(streamId);
+  });
+  return run;
+}
+
+async function decideAndAppend<C, E extends { type: string; data: object }, S>(
+  store: EventStore,
+  decider: Decider<C, E, S>,
+  streamId: string,
+  command: C,
+  meta: CommandMeta,
+): Promise<CommandOutcome<S>> {
   for (let attempt = 1; ; attempt++) {
     const { state, version } = await loadStream(store, decider, streamId);
     const decision = decider.decide(command, state);

@@ -137,8 +137,12 @@ export class DaemonGateway {
     );
   }
 
-  /** Renews the lease in memory; taking a lease (a new daemon, a new boot, a return, new terms) is an event. */
-  async heartbeat(hostId: string, b: HeartbeatBody, correlationId: string): Promise<Outcome<{ position: number; leaseMs: number }> | null> {
+  /**
+   * Renews the lease in memory; taking a lease (a new daemon, a new boot, a return, new terms) is
+   * an event. `returned` says the host came back from Failed or Fenced: HA may be restarting its
+   * partitions elsewhere, so the daemon must not carry out starts requested before `position`.
+   */
+  async heartbeat(hostId: string, b: HeartbeatBody, correlationId: string): Promise<Outcome<{ position: number; leaseMs: number; returned: boolean }> | null> {
     if (!this.known(hostId)) return null;
     this.service.daemons.heartbeat(hostId, b.bootId, b.checkpointPosition);
     const lease = {
@@ -153,11 +157,15 @@ export class DaemonGateway {
       host.lease.leaseMs === lease.leaseMs &&
       host.lease.renewMs === lease.renewMs &&
       host.lease.marginMs === lease.marginMs;
+    let returned = false;
     if (!same) {
       const outcome = await this.service.hostCommand(hostId, { type: 'AcquireLease', bootId: b.bootId, ...lease }, { actor: `daemon:${hostId}`, correlationId, causationId: null, idSeed: null });
       if (!outcome.ok) return outcome;
+      const acquired = outcome.events.find((e) => e.type === 'HostLeaseAcquired');
+      const previous = (acquired?.data as { previousLiveness?: string } | undefined)?.previousLiveness;
+      returned = previous === 'Failed' || previous === 'Fenced';
     }
-    return { ok: true, value: { position: this.service.projections.position, leaseMs: lease.leaseMs }, events: [] };
+    return { ok: true, value: { position: this.service.projections.position, leaseMs: lease.leaseMs, returned }, events: [] };
   }
 
   /** The host decider rejects a report about a host that is not registered. */

@@ -57,7 +57,7 @@ export interface ControlPlaneClient {
   migration(migrationId: string): Promise<{ id: string; phase: string }>;
   migrationReport(reports: readonly Record<string, unknown>[]): Promise<Results>;
   telemetry(sample: unknown): Promise<unknown>;
-  heartbeat(bootId: string, checkpointPosition: number, lease: { leaseMs: number; renewMs: number; marginMs: number }): Promise<{ position: number }>;
+  heartbeat(bootId: string, checkpointPosition: number, lease: { leaseMs: number; renewMs: number; marginMs: number }): Promise<{ position: number; returned?: boolean }>;
   fenced(body: { bootId: string; turnedOff: string[]; how: string; reason: string }): Promise<unknown>;
   /** Opens the directive stream after `position`; the caller iterates until it ends or `signal` aborts. */
   directives(after: number, signal: AbortSignal): Promise<AsyncIterable<DirectiveMessage>>;
@@ -85,7 +85,7 @@ export function createControlPlaneClient(baseUrl: string, hostId: string, reques
     migration: (migrationId) => call('GET', `/v1/migrations/${encodeURIComponent(migrationId)}`),
     migrationReport: (reports) => call<Results>('POST', `/v1/hosts/${host}/migration-reports`, { reports }),
     telemetry: (sample) => call<unknown>('POST', `/v1/hosts/${host}/telemetry`, sample),
-    heartbeat: (bootId, checkpointPosition, lease) => call<{ position: number }>('POST', `/v1/hosts/${host}/heartbeat`, { bootId, checkpointPosition, ...lease }),
+    heartbeat: (bootId, checkpointPosition, lease) => call<{ position: number; returned?: boolean }>('POST', `/v1/hosts/${host}/heartbeat`, { bootId, checkpointPosition, ...lease }),
     fenced: (body) => call<unknown>('POST', `/v1/hosts/${host}/fenced`, body),
     async directives(after, signal) {
       const response = await fetch(new URL(`/v1/hosts/${host}/directives?after=${after}`, baseUrl), {

@@ -177,7 +177,10 @@ export async function runNodeDaemon(
     return now !== undefined && now.hostId === hostId && now.incarnation === directive.data.incarnation && liveStates.has(now.state);
   }
 
-  const migrations = createMigrationParticipant(hostId, hypervisor, client, log, stop.signal, () => requireLease('activate a migrated partition'));
+  const migrations = createMigrationParticipant(hostId, hypervisor, client, log, stop.signal, (position) => {
+    requireLease('activate a migrated partition');
+    return position > startBarrier;
+  });
   const migrationTypes = new Set(['MigrationTargetReserved', 'MigrationPreCopyStarted', 'MigrationSwitchoverStarted', 'MigrationFailed', 'MigrationCancelled', 'PartitionMigrated']);
 
   async function apply(directive: Directive, desired: Desired): Promise<void> {
@@ -210,6 +213,9 @@ export async function runNodeDaemon(
         const spec = directive.data.spec;
         if (!spec) throw new Error(`directive ${directive.eventId} has no spec`);
         requireLease('start');
+        if (await startedBeforeBarrier(directive.globalPosition, partitionId, incarnation)) {
+          return report([fact('PartitionStartFailed', { reason: `host ${hostId} fenced itself or was declared failed after this start was requested; not started here`, code: 'fenced' })]);
+        }
         return attempt(async () => {
           const status = await hypervisor.start(configOf(partitionId, incarnation, spec));
           if (!leaseHeld()) {
@@ -371,9 +377,24 @@ export async function runNodeDaemon(
   let beating = false;
   let fenceReported = '';
   let fencing = false;
-  /** Set by this daemon's first renewal: until then it runs nothing new. */
+  /** Set when a fence was reported; the next renewal then raises the start barrier. */
+  let afterFence = false;
+  /**
+   * Starts requested at or before this log position are not carried out: the host fenced itself
+   * or was declared failed after they were requested (see requireFreshStart).
+   */
+  let startBarrier = 0;
+  /** Set by a renewal that came back; cleared by any fence. Without it the daemon runs nothing new. */
   let leaseAcquired = false;
+  /** Counts fences, so a renewal sent before one does not count after it. */
+  let fenceEpoch = 0;
+  /** Ends this daemon's lease on its side: nothing new runs until a renewal sent after now comes back. */
+  function voidLease(): void {
+    leaseAcquired = false;
+    fenceEpoch += 1;
+  }
   async function selfFence(reason: string): Promise<void> {
+    voidLease();
     const running = await hypervisor.list().catch(() => [] as PartitionStatus[]);
     const turnedOff: string[] = [];
     for (const p of running) {
@@ -381,9 +402,21 @@ export async function runNodeDaemon(
       turnedOff.push(`${p.partitionId}#${p.incarnation}`);
     }
     fenced = { turnedOff: [...(fenced?.turnedOff ?? []), ...turnedOff], how: fenced?.how ?? 'self-fence', reason };
+    // Count the next lapse from now: nothing runs, and a renewal already in flight is void.
+    lastRenewedMs = Date.now();
     log.error({ turnedOff, reason }, 'SELF-FENCED: lease not renewed; every partition on this host is off');
     // Once a lease is held again, reconnecting reconciles with what the log decided meanwhile.
     currentStream?.abort();
+  }
+  /**
+   * A start requested before the host fenced itself or came back from a failure must not be
+   * carried out (unless that very copy runs already): the control plane may have restarted the
+   * partition elsewhere meanwhile, and this daemon's view of the log may predate that.
+   */
+  async function startedBeforeBarrier(position: number, partitionId: string, incarnation: number): Promise<boolean> {
+    if (position > startBarrier) return false;
+    const runs = (await hypervisor.list()).some((p) => p.partitionId === partitionId && p.incarnation === incarnation);
+    return !runs;
   }
   /** Whether this host may run partitions now: this daemon renewed its lease, recently enough, and is not fencing. */
   function leaseHeld(): boolean {
@@ -407,6 +440,7 @@ export async function runNodeDaemon(
     const all = await hypervisor.drainObservations();
     const byWatchdog = all.filter((o) => o.kind === 'fenced');
     if (byWatchdog.length > 0) {
+      voidLease();
       fenced = {
         turnedOff: [...(fenced?.turnedOff ?? []), ...byWatchdog.map((o) => `${o.partitionId}#${o.incarnation}`)],
         how: 'watchdog',
@@ -444,6 +478,7 @@ export async function runNodeDaemon(
       } catch {
         if (!machineDown) {
           machineDown = true;
+          voidLease();
           fenced = { turnedOff: fenced?.turnedOff ?? [], how: 'machine-down', reason: 'the machine does not answer its daemon' };
           log.error('the machine is down; lease renewal stopped');
         }
@@ -463,13 +498,24 @@ export async function runNodeDaemon(
         if (machineDown) return;
         fenced = null;
         fenceReported = '';
+        afterFence = true;
       }
       if (machineDown) return;
       // The lease runs from when the renewal was sent, not from when its answer came: the control
       // plane starts counting on receipt, which is later, so a slow network only makes this host
       // fence itself earlier than the control plane expects, never later.
       const sentAtMs = Date.now();
-      await client.heartbeat(bootId, checkpoint, { leaseMs: config.leaseMs, renewMs: config.heartbeatMs, marginMs: config.marginMs });
+      const epoch = fenceEpoch;
+      const renewal = await client.heartbeat(bootId, checkpoint, { leaseMs: config.leaseMs, renewMs: config.heartbeatMs, marginMs: config.marginMs });
+      // Fenced while this renewal was in flight: it renews nothing here (the fence is reported first).
+      if (epoch !== fenceEpoch) return;
+      if (afterFence || renewal.returned === true) {
+        // Back from a fence or a failure: every start requested until now was (or may be) given
+        // up by the control plane, which restarts such partitions elsewhere. None is carried out.
+        startBarrier = Math.max(startBarrier, renewal.position);
+        afterFence = false;
+        log.warn({ startBarrier }, 'lease taken after a fence or a failure: starts requested before this position will not be carried out');
+      }
       lastRenewedMs = sentAtMs;
       leaseAcquired = true;
       if (hypervisor.armWatchdog) {

@@ -47,8 +47,11 @@ export function createMigrationParticipant(
   client: ControlPlaneClient,
   log: Logger,
   stopping: AbortSignal,
-  /** Throws when this host may not run anything now (its lease lapsed). */
-  requireLease: () => void = () => undefined,
+  /**
+   * Throws when this host may not run anything now (its lease lapsed); false when a switch-over
+   * at this log position predates the host's last fence or return (it must not activate).
+   */
+  mayActivate: (position: number) => boolean = () => true,
 ) {
   /** Pre-copy runs in the background, one per migration, so the directive stream is not blocked. */
   const outgoing = new Map<string, { abort: AbortController; paused: boolean; partitionId: string; incarnation: number }>();
@@ -99,7 +102,10 @@ export function createMigrationParticipant(
     const incarnation = d.data.targetIncarnation!;
     if (!(await stillActive(migrationId, ['SwitchOver']))) return;
     const spec = await specOf(partitionId);
-    requireLease();
+    if (!mayActivate(d.globalPosition)) {
+      await report({ reportId: `${d.eventId}:activation-failed`, migrationId, type: 'TargetFailed', reason: `target host ${hostId} fenced itself or was declared failed after the switch-over began` });
+      return;
+    }
     try {
       await hypervisor.start({ partitionId, incarnation, vcpus: spec.vcpus, processor: spec.processor, memory: spec.memory, workload: spec.workload });
       log.info({ migrationId, partitionId, incarnation }, 'migrated partition activated here');

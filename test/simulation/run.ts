@@ -183,9 +183,14 @@ function apply(world: World, action: Action, index: number, seed: number, retryO
       world.disturbances.push({ atMs: world.nowMs, kind: 'guest-crash', hostId: null });
       return;
     case 'host-crash':
-      return world.crashHost(action.hostId);
+      world.crashHost(action.hostId);
+      if (action.daemonToo) world.crashDaemon(action.hostId);
+      return;
     case 'host-return':
-      return world.returnHost(action.hostId);
+      world.returnHost(action.hostId);
+      // A host that boots starts its daemon (a no-op if the daemon survived).
+      world.startDaemon(action.hostId);
+      return;
     case 'daemon-crash':
       return world.crashDaemon(action.hostId);
     case 'daemon-restart':

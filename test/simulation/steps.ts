@@ -23,7 +23,8 @@ export type Action =
   | { readonly kind: 'drain'; readonly hostId: string }
   | { readonly kind: 'undrain'; readonly hostId: string }
   | { readonly kind: 'guest-crash'; readonly partitionId: string }
-  | { readonly kind: 'host-crash'; readonly hostId: string }
+  /** A power failure; with the daemon, the whole host dies (else only its hypervisor: a sim-host crash). */
+  | { readonly kind: 'host-crash'; readonly hostId: string; readonly daemonToo: boolean }
   | { readonly kind: 'host-return'; readonly hostId: string }
   | { readonly kind: 'daemon-crash'; readonly hostId: string }
   | { readonly kind: 'daemon-restart'; readonly hostId: string }
@@ -127,7 +128,7 @@ export function generateSteps(seed: number, options: GenerateOptions): Step[] {
       const span = 2 + int(18);
       busyUntil.set(hostId, index + span + 1);
       if (f < 0.3) {
-        action = { kind: 'host-crash', hostId };
+        action = { kind: 'host-crash', hostId, daemonToo: chance(0.5) };
         schedule(index + span, { kind: 'host-return', hostId });
       } else if (f < 0.5) {
         action = { kind: 'daemon-crash', hostId };

@@ -30,7 +30,12 @@ import { sleep } from '../../services/shared/sleep.ts';
 import { SimMachine } from './machine.ts';
 import { type Action, hostIdOf } from './steps.ts';
 
-export type WorldOptions = { readonly seed: number; readonly hosts: number };
+export type WorldOptions = {
+  readonly seed: number;
+  readonly hosts: number;
+  /** Each machine's size (default 8 LPs, 16 GiB with 1 GiB for the parent). */
+  readonly machine?: { readonly logicalProcessors: number; readonly memoryMiB: number; readonly parentReserveMiB: number };
+};
 
 /** The lease terms the simulation runs with: the production defaults. */
 export const lease = { leaseMs: defaultNodeDaemonConfig.leaseMs, renewMs: defaultNodeDaemonConfig.heartbeatMs, marginMs: defaultNodeDaemonConfig.marginMs };
@@ -89,7 +94,7 @@ export class World {
     this.store = openMemoryEventStore();
     for (let i = 0; i < options.hosts; i++) {
       const hostId = hostIdOf(i);
-      const machine = new SimMachine({ hostId, logicalProcessors: 8, memoryMiB: 16_384, parentReserveMiB: 1_024 }, options.seed * 16 + i);
+      const machine = new SimMachine({ hostId, ...(options.machine ?? { logicalProcessors: 8, memoryMiB: 16_384, parentReserveMiB: 1_024 }) }, options.seed * 16 + i);
       machine.powerOn();
       this.machines.set(hostId, machine);
       this.links.set(hostId, { cut: false, delayMs: 0, duplicate: false });

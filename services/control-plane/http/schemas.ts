@@ -334,7 +334,13 @@ export const StreamQuery = Type.Object(
 );
 export const EmptyInput = Type.Union([Type.Object({}, { additionalProperties: false }), Type.Null()]);
 export const HealthView = Type.Object({ status: Type.String(), position: Type.Optional(Type.Integer()) });
-export const HeartbeatResult = Type.Object({ position: Type.Integer(), leaseMs: Type.Integer() });
+export const HeartbeatResult = Type.Object({
+  position: Type.Integer({ description: "the log's position when the heartbeat was answered" }),
+  leaseMs: Type.Integer(),
+  returned: Type.Boolean({
+    description: 'this heartbeat took the lease of a host the control plane held Failed or Fenced: starts requested up to `position` must not be carried out',
+  }),
+});
 
 const TelemetryValue = Type.Union([Type.Number(), Type.String(), Type.Null()]);
 
