@@ -33,7 +33,7 @@ type Obligation = {
   readonly restart: string;
   /** The incarnation that was lost: a restart runs a newer one. */
   readonly incarnation: number;
-  /** When the host's lease was last renewed (the host's death, as the control plane can know it). */
+  /** When the host's lease was last renewed: its death, as far as the control plane can know. */
   readonly failedAtMs: number;
   readonly dueAtMs: number;
   readonly fromPosition: number;
@@ -68,6 +68,10 @@ export class Invariants {
   private readonly eventCount = new Map<string, number>();
   private readonly directiveCount = new Map<string, number>();
   private readonly obligations: Obligation[] = [];
+  /** The protected partitions each host carried at the last check it was up. */
+  private readonly carried = new Map<string, { partitionId: string; restart: string; incarnation: number }[]>();
+  /** Host silences already turned into obligations (host@last renewal). */
+  private readonly obliged = new Set<string>();
   private readonly unplaceable = new Map<string, number[]>();
   private readonly touchedAt = new Map<string, number[]>();
   private readonly gaveUp = new Map<string, number[]>();
@@ -115,35 +119,58 @@ export class Invariants {
       case 'PartitionRestartGivenUp':
         this.gaveUp.set(d.partitionId!, [...(this.gaveUp.get(d.partitionId!) ?? []), atMs]);
         break;
-      case 'HostFailed':
-        this.oblige(event, atMs);
-        break;
       default:
         break;
     }
     if (event.actor === 'user:sim' && d.partitionId) this.touchedAt.set(d.partitionId, [...(this.touchedAt.get(d.partitionId) ?? []), atMs]);
   }
 
-  /** The protected partitions of a host that just failed, as the log stood before the failure. */
-  private oblige(event: RecordedEvent, atMs: number): void {
-    const hostId = (event.data as { hostId: string }).hostId;
+  /**
+   * Obligations come from what the simulator knows, not from the control plane's verdict (a
+   * failure detector that never declared a failure must not pass): a host that is down (machine
+   * off, daemon dead or cut off) and has not renewed its lease for lease + margin is dead since its
+   * last renewal. Its protected partitions, as the log places them then, must run elsewhere by
+   * the deadline.
+   */
+  private obligeSilentHosts(): void {
+    const world = this.world;
+    for (const hostId of world.machines.keys()) {
+      if (!world.hostDown(hostId)) {
+        // Up: remember what it carries, which is what it carried when it dies before the next check.
+        this.carried.set(hostId, this.protectedOn(hostId));
+        continue;
+      }
+      const renewedAtMs = world.lastRenewalMs.get(hostId);
+      if (renewedAtMs === undefined || world.nowMs - renewedAtMs <= lease.leaseMs + lease.marginMs) continue;
+      const key = `${hostId}@${renewedAtMs}`;
+      if (this.obliged.has(key)) continue;
+      this.obliged.add(key);
+      const partitions = new Map([...(this.carried.get(hostId) ?? []), ...this.protectedOn(hostId)].map((o) => [o.partitionId, o]));
+      for (const { partitionId, restart, incarnation } of partitions.values()) {
+        const waitMs = restart === 'same-host' ? defaultHaConfig.sameHostWaitMs : 0;
+        this.obligations.push({
+          hostId,
+          partitionId,
+          restart,
+          incarnation,
+          failedAtMs: renewedAtMs,
+          dueAtMs: renewedAtMs + lease.leaseMs + lease.marginMs + waitMs + restartBoundMs,
+          fromPosition: this.oracle.position,
+        });
+      }
+    }
+  }
+
+  /** The protected partitions the log places on a host now. */
+  private protectedOn(hostId: string): { partitionId: string; restart: string; incarnation: number }[] {
+    const found: { partitionId: string; restart: string; incarnation: number }[] = [];
     for (const [partitionId, tracked] of this.oracle.partitions) {
       const p = tracked.state as PartitionState & { hostId?: string; incarnation?: number; spec?: { ha: { restart: string; priority: number } } };
       if (!live.has(p.status) || p.hostId !== hostId || !p.spec) continue;
       if (p.spec.ha.restart === 'none' || p.spec.ha.priority === 0) continue;
-      // HostFailed comes lease + margin after the last renewal at the latest: that is the death.
-      const failedAtMs = atMs - lease.leaseMs - lease.marginMs;
-      const waitMs = p.spec.ha.restart === 'same-host' ? defaultHaConfig.sameHostWaitMs : 0;
-      this.obligations.push({
-        hostId,
-        partitionId,
-        restart: p.spec.ha.restart,
-        incarnation: p.incarnation ?? 0,
-        failedAtMs,
-        dueAtMs: failedAtMs + lease.leaseMs + lease.marginMs + waitMs + restartBoundMs,
-        fromPosition: event.globalPosition,
-      });
+      found.push({ partitionId, restart: p.spec.ha.restart, incarnation: p.incarnation ?? 0 });
     }
+    return found;
   }
 
   async check(options: { fullReplay: boolean }): Promise<Violation[]> {
@@ -213,6 +240,7 @@ export class Invariants {
     }
 
     // 5. HA obligations that fell due
+    this.obligeSilentHosts();
     const now = world.nowMs;
     for (let i = this.obligations.length - 1; i >= 0; i--) {
       const o = this.obligations[i]!;

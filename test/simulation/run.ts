@@ -7,7 +7,12 @@ import { type Invariants as InvariantsType, Invariants, type InvariantStats, typ
 import { type Action, type GenerateOptions, type Step, describeStep, generateSteps } from './steps.ts';
 import { type CommandRecord, World } from './world.ts';
 
-export type SimOptions = GenerateOptions & { /** Full from-scratch replay every this many steps (and at the end). */ readonly fullReplayEvery: number };
+export type SimOptions = GenerateOptions & {
+  /** Full from-scratch replay every this many steps (and at the end). */
+  readonly fullReplayEvery: number;
+  /** Tests only: breaks each control plane the world starts. */
+  readonly sabotage?: (core: ControlPlaneCore) => void;
+};
 
 export const defaultSimOptions: SimOptions = { steps: 200, hosts: 4, partitions: 10, fullReplayEvery: 50 };
 
@@ -28,7 +33,7 @@ export type RunResult = {
 };
 
 export async function runSteps(seed: number, steps: readonly Step[], options: SimOptions = defaultSimOptions, onEnd?: (world: World) => Promise<void>): Promise<RunResult> {
-  const world = new World({ seed, hosts: options.hosts });
+  const world = new World({ seed, hosts: options.hosts, ...(options.sabotage ? { sabotage: options.sabotage } : {}) });
   const invariants: InvariantsType = new Invariants(world);
   const startMs = world.nowMs;
   let violations: Violation[] = [];

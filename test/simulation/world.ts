@@ -35,6 +35,8 @@ export type WorldOptions = {
   readonly hosts: number;
   /** Each machine's size (default 8 LPs, 16 GiB with 1 GiB for the parent). */
   readonly machine?: { readonly logicalProcessors: number; readonly memoryMiB: number; readonly parentReserveMiB: number };
+  /** Tests only: breaks each control plane the world starts (to prove the invariants catch it). */
+  readonly sabotage?: (core: ControlPlaneCore) => void;
 };
 
 /** The lease terms the simulation runs with: the production defaults. */
@@ -68,6 +70,8 @@ export class World {
   readonly machines = new Map<string, SimMachine>();
   readonly links = new Map<string, Link>();
   readonly checkpoints = new Map<string, number>();
+  /** When each host's lease was last renewed at the control plane (a heartbeat that got through). */
+  readonly lastRenewalMs = new Map<string, number>();
   readonly commands: CommandRecord[] = [];
   /** Virtual times at which each kind of disturbance happened (for invariant 5's excuses). */
   readonly disturbances: { atMs: number; kind: string; hostId: string | null }[] = [];
@@ -114,6 +118,11 @@ export class World {
     return this.daemons.get(hostId)?.alive ?? false;
   }
 
+  /** Whether the host is dead or unreachable as the control plane sees it: machine off, daemon dead, or cut off. */
+  hostDown(hostId: string): boolean {
+    return !(this.machines.get(hostId)?.poweredOn ?? false) || !this.daemonUp(hostId) || (this.links.get(hostId)?.cut ?? false);
+  }
+
   /** Starts the control plane and every daemon, and lets them settle. */
   async boot(): Promise<void> {
     this.startControlPlane();
@@ -132,6 +141,7 @@ export class World {
     const session: CpSession = { core: null as unknown as ControlPlaneCore, alive: true, ready: false, streams: new Set(), subscriptions: new Set() };
     const { port: _p, host: _h, logLevel: _l, sseConnectionsMax: _s, ...config } = defaultControlPlaneConfig;
     session.core = createControlPlaneCore(this.sessionStore(session), config, { warn: () => undefined });
+    this.options.sabotage?.(session.core);
     this.cp = session;
     this.track(
       session.core.start().then(() => {
@@ -350,7 +360,11 @@ export class World {
         deliver(async (core) => ({ results: (await (core.gateway.migrationReports(hostId, { reports: reports as never }, correlation()) ?? notFound())) as never }), true),
       telemetry: (sample) => deliver(async (core) => core.gateway.telemetrySample(hostId, sample as never) || notFound(), false),
       heartbeat: (bootId, checkpointPosition, terms) =>
-        deliver(async (core) => outcome((await core.gateway.heartbeat(hostId, { bootId, checkpointPosition, ...terms }, correlation())) ?? notFound()), true),
+        deliver(async (core) => {
+          const value = outcome((await core.gateway.heartbeat(hostId, { bootId, checkpointPosition, ...terms }, correlation())) ?? notFound());
+          world.lastRenewalMs.set(hostId, world.nowMs);
+          return value;
+        }, true),
       fenced: (body) => deliver(async (core) => outcome(await core.gateway.fenced(hostId, body as never, { actor, correlationId: correlation(), causationId: null, idSeed: null })), true),
       async directives(after, signal) {
         const core = await reach();
