@@ -99,7 +99,7 @@ describe('deterministic simulation', () => {
       const { world, invariants, core } = await worldWithOnePartition();
       try {
         core.projections.partitions.delete('p1');
-        const violations = await invariants.check({ fullReplay: false });
+        const violations = await invariants.check({ fullReplay: true });
         expect(violations.find((v) => v.invariant === 4)?.message).toMatch(/partitions p1/);
       } finally {
         await world.dispose();
