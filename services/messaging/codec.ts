@@ -16,7 +16,7 @@
  */
 import type { RecordedEvent } from '../eventstore/port.ts';
 import { fingerprintHex, fingerprintLE } from './crc64.ts';
-import { type AvroType, type SchemaSet, fingerprintOf, loadSchemaSet } from './schemas.ts';
+import { type AvroType, type PublishedSchema, type SchemaSet, fingerprintOf, loadSchemaSet } from './schemas.ts';
 import { SchemaMismatchError, fromAvro, invalidPaths, toAvro } from './values.ts';
 
 /** The two marker bytes of single-object encoding, version 1. */
@@ -35,10 +35,11 @@ export class NotSingleObjectError extends Error {
 /** The fingerprint names no schema this codec knows (neither current nor published). */
 export class UnknownFingerprintError extends Error {
   override readonly name = 'UnknownFingerprintError';
-  constructor(readonly fingerprint: string) {
-    super(
-      `unknown schema fingerprint ${fingerprint} (CRC-64-AVRO, little-endian hex): no schema under schemas/events/, schemas/types/ or schemas/published/ has it`,
-    );
+  constructor(
+    readonly fingerprint: string,
+    where = 'under schemas/events/, schemas/types/ or schemas/published/',
+  ) {
+    super(`unknown schema fingerprint ${fingerprint} (CRC-64-AVRO, little-endian hex): no schema ${where} has it`);
   }
 }
 
@@ -50,14 +51,6 @@ export class UnknownEventTypeError extends Error {
 }
 
 export { SchemaMismatchError };
-
-type Reader = {
-  /** Event type, or `Envelope`. */
-  readonly subject: string;
-  readonly writer: AvroType;
-  readonly reader: AvroType;
-  readonly resolver: ReturnType<AvroType['createResolver']> | null;
-};
 
 export type EventCodec = {
   readonly schemas: SchemaSet;
@@ -80,17 +73,42 @@ export function readHeader(bytes: Uint8Array): { readonly fingerprint: string; r
   return { fingerprint: buf.subarray(2, SINGLE_OBJECT_HEADER_LENGTH).toString('hex'), body: buf.subarray(SINGLE_OBJECT_HEADER_LENGTH) };
 }
 
-export function createCodec(schemas: SchemaSet = loadSchemaSet()): EventCodec {
-  const current = new Map<string, AvroType>([...schemas.events, ['Envelope', schemas.envelope]]);
+/**
+ * Single-object encoding over any set of named schemas ("subjects": event types and Envelope for
+ * events; command types and CommandResult for commands). Data written with a published version
+ * is read into the current schema through a resolver.
+ */
+export type SubjectCodec = {
+  encode(subject: string, value: unknown): Buffer;
+  decode(bytes: Uint8Array): { readonly subject: string; readonly value: unknown };
+  fingerprint(subject: string): bigint;
+  has(subject: string): boolean;
+};
+
+type Reader = {
+  readonly subject: string;
+  readonly writer: AvroType;
+  readonly reader: AvroType;
+  readonly resolver: ReturnType<AvroType['createResolver']> | null;
+};
+
+export function createSubjectCodec(
+  current: ReadonlyMap<string, AvroType>,
+  published: ReadonlyMap<string, readonly PublishedSchema[]>,
+  unknownSubject: (subject: string) => Error = (subject) => new UnknownEventTypeError(subject),
+  /** Where the known schemas live, for the unknown-fingerprint message. */
+  where?: string,
+): SubjectCodec {
   const headers = new Map<string, Buffer>();
+  const fingerprints = new Map<string, bigint>();
   const readers = new Map<string, Reader>();
   for (const [subject, type] of current) {
     const fp = fingerprintOf(type);
+    fingerprints.set(subject, fp);
     headers.set(subject, Buffer.concat([Buffer.from(SINGLE_OBJECT_MAGIC), fingerprintLE(fp)]));
     readers.set(fingerprintHex(fp), { subject, writer: type, reader: type, resolver: null });
   }
-  // Data written with a published version is read into the current schema through a resolver.
-  for (const [subject, versions] of schemas.published) {
+  for (const [subject, versions] of published) {
     const reader = current.get(subject);
     if (reader === undefined) continue;
     for (const { type } of versions) {
@@ -98,24 +116,38 @@ export function createCodec(schemas: SchemaSet = loadSchemaSet()): EventCodec {
       if (!readers.has(key)) readers.set(key, { subject, writer: type, reader, resolver: reader.createResolver(type) });
     }
   }
-
-  const encode = (subject: string, value: unknown): Buffer => {
-    const type = current.get(subject);
-    const header = headers.get(subject);
-    if (type === undefined || header === undefined) throw new UnknownEventTypeError(subject);
-    const avroValue = toAvro(type, value, type.name ?? subject);
-    const problems = invalidPaths(type, avroValue);
-    if (problems.length > 0) throw new SchemaMismatchError(type.name ?? subject, '', `does not match the schema: ${problems.join('; ')}`);
-    return Buffer.concat([header, type.toBuffer(avroValue)]);
+  return {
+    encode: (subject, value) => {
+      const type = current.get(subject);
+      const header = headers.get(subject);
+      if (type === undefined || header === undefined) throw unknownSubject(subject);
+      const avroValue = toAvro(type, value, type.name ?? subject);
+      // The plain check is the fast path; the paths are worked out only for the error message.
+      if (!type.isValid(avroValue)) {
+        throw new SchemaMismatchError(type.name ?? subject, '', `does not match the schema: ${invalidPaths(type, avroValue).join('; ')}`);
+      }
+      return Buffer.concat([header, type.toBuffer(avroValue)]);
+    },
+    decode: (bytes) => {
+      const { fingerprint, body } = readHeader(bytes);
+      const found = readers.get(fingerprint);
+      if (found === undefined) throw new UnknownFingerprintError(fingerprint, where);
+      const raw = found.resolver === null ? found.reader.fromBuffer(body) : found.reader.fromBuffer(body, found.resolver);
+      return { subject: found.subject, value: fromAvro(found.reader, raw) };
+    },
+    fingerprint: (subject) => {
+      const fp = fingerprints.get(subject);
+      if (fp === undefined) throw unknownSubject(subject);
+      return fp;
+    },
+    has: (subject) => current.has(subject),
   };
+}
 
-  const decode = (bytes: Uint8Array): { subject: string; value: unknown } => {
-    const { fingerprint, body } = readHeader(bytes);
-    const found = readers.get(fingerprint);
-    if (found === undefined) throw new UnknownFingerprintError(fingerprint);
-    const raw = found.resolver === null ? found.reader.fromBuffer(body) : found.reader.fromBuffer(body, found.resolver);
-    return { subject: found.subject, value: fromAvro(found.reader, raw) };
-  };
+export function createCodec(schemas: SchemaSet = loadSchemaSet()): EventCodec {
+  const subjects = createSubjectCodec(new Map<string, AvroType>([...schemas.events, ['Envelope', schemas.envelope]]), schemas.published);
+  const encode = subjects.encode;
+  const decode = subjects.decode;
 
   const decodeEvent = (bytes: Uint8Array): DecodedEvent => {
     const { subject, value } = decode(bytes);
@@ -144,11 +176,7 @@ export function createCodec(schemas: SchemaSet = loadSchemaSet()): EventCodec {
       if (event.type !== meta.type) throw new Error(`envelope of type ${meta.type} carries a vcp.${event.type} payload`);
       return { ...meta, data: event.data as RecordedEvent['data'] };
     },
-    fingerprint: (subject) => {
-      const type = current.get(subject);
-      if (type === undefined) throw new UnknownEventTypeError(subject);
-      return fingerprintOf(type);
-    },
+    fingerprint: (subject) => subjects.fingerprint(subject),
   };
 }
 

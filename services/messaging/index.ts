@@ -1,4 +1,12 @@
 export * from './codec.ts';
+export * from './command-outcomes.ts';
+export * from './command-schemas.ts';
+export * from './commands.ts';
 export * from './compatibility.ts';
 export * from './crc64.ts';
+export * from './integration.ts';
+export * from './kafka-config.ts';
+export * from './kafka-port.ts';
+export * from './relay.ts';
 export * from './schemas.ts';
+export { createKafkajsClient, type KafkajsClientOptions } from './kafkajs-adapter.ts';

@@ -1,7 +1,8 @@
 /**
- * Publish the current schemas: for each event type (and the envelope) whose current Parsing
- * Canonical Form differs from its latest published version, write the self-contained schema as
- * schemas/published/<Type>/v<N+1>.avsc. Never rewrites an existing version.
+ * Publish the current schemas: for each event type (and the envelope), command type (and the
+ * command result) whose current Parsing Canonical Form differs from its latest published
+ * version, write the self-contained schema as published/<Type>/v<N+1>.avsc (schemas/published/
+ * for events, schemas/commands/published/ for commands). Never rewrites an existing version.
  *
  *   node bin/run-ts.js services/messaging/publish-cli.ts [--check]
  *
@@ -9,15 +10,16 @@
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { checkCommandSchemaSet, commandSchemasDir, loadCommandSchemaSet } from './command-schemas.ts';
 import { checkSchemaSet } from './compatibility.ts';
-import { type AvroType, canonicalForm, expandedSchema, loadSchemaSet, schemasDir } from './schemas.ts';
+import { type AvroType, type PublishedSchema, canonicalForm, expandedSchema, loadSchemaSet, schemasDir } from './schemas.ts';
 
-export function unpublishedChanges(dir: string = schemasDir): { subject: string; version: number; type: AvroType }[] {
-  const schemas = loadSchemaSet(dir);
-  const current = new Map<string, AvroType>([...schemas.events, ['Envelope', schemas.envelope]]);
-  const out: { subject: string; version: number; type: AvroType }[] = [];
+export type UnpublishedChange = { subject: string; version: number; type: AvroType };
+
+function changesIn(current: ReadonlyMap<string, AvroType>, published: ReadonlyMap<string, readonly PublishedSchema[]>): UnpublishedChange[] {
+  const out: UnpublishedChange[] = [];
   for (const [subject, type] of current) {
-    const versions = schemas.published.get(subject) ?? [];
+    const versions = published.get(subject) ?? [];
     const latest = versions.at(-1);
     if (latest !== undefined && canonicalForm(latest.type) === canonicalForm(type)) continue;
     out.push({ subject, version: (latest?.version ?? 0) + 1, type });
@@ -25,23 +27,38 @@ export function unpublishedChanges(dir: string = schemasDir): { subject: string;
   return out;
 }
 
+export function unpublishedChanges(dir: string = schemasDir): UnpublishedChange[] {
+  const schemas = loadSchemaSet(dir);
+  return changesIn(new Map<string, AvroType>([...schemas.events, ['Envelope', schemas.envelope]]), schemas.published);
+}
+
+export function unpublishedCommandChanges(dir: string = commandSchemasDir): UnpublishedChange[] {
+  const schemas = loadCommandSchemaSet(dir);
+  return changesIn(schemas.subjects, schemas.published);
+}
+
 export function publishMain(args: readonly string[]): number {
   const check = args.includes('--check');
-  const changes = unpublishedChanges();
-  const { problems } = checkSchemaSet(loadSchemaSet());
+  const sets = [
+    { publishedDir: join(schemasDir, 'published'), changes: unpublishedChanges(), problems: checkSchemaSet(loadSchemaSet()).problems },
+    { publishedDir: join(commandSchemasDir, 'published'), changes: unpublishedCommandChanges(), problems: checkCommandSchemaSet(loadCommandSchemaSet()).problems },
+  ];
+  const problems = sets.flatMap((s) => s.problems);
   for (const p of problems) console.error(p.message);
   if (check) {
-    for (const c of changes) console.error(`${c.subject}: current schema not published (would be v${c.version})`);
-    return changes.length > 0 || problems.length > 0 ? 1 : 0;
+    for (const c of sets.flatMap((s) => s.changes)) console.error(`${c.subject}: current schema not published (would be v${c.version})`);
+    return sets.some((s) => s.changes.length > 0) || problems.length > 0 ? 1 : 0;
   }
   if (problems.length > 0) return 1;
-  for (const { subject, version, type } of changes) {
-    const dir = join(schemasDir, 'published', subject);
-    const file = join(dir, `v${version}.avsc`);
-    if (existsSync(file)) throw new Error(`${file} exists: published versions are immutable`);
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(file, `${JSON.stringify(expandedSchema(type), null, 2)}\n`);
-    console.log(`published ${subject} v${version}`);
+  for (const { publishedDir, changes } of sets) {
+    for (const { subject, version, type } of changes) {
+      const dir = join(publishedDir, subject);
+      const file = join(dir, `v${version}.avsc`);
+      if (existsSync(file)) throw new Error(`${file} exists: published versions are immutable`);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(file, `${JSON.stringify(expandedSchema(type), null, 2)}\n`);
+      console.log(`published ${subject} v${version}`);
+    }
   }
   return 0;
 }

@@ -35,7 +35,7 @@ class TimestampMillisType extends avro.types.LogicalType {
   }
 }
 
-type Registry = { [name: string]: AvroType };
+export type Registry = { [name: string]: AvroType };
 
 /**
  * The options every vcp service must parse the schemas with: equal schemas parsed with other
@@ -82,8 +82,8 @@ export type SchemaSet = {
 
 export type PublishedSchema = { readonly subject: string; readonly version: number; readonly file: string; readonly type: AvroType };
 
-const readJson = (file: string): unknown => JSON.parse(readFileSync(file, 'utf8'));
-const avscFiles = (dir: string): string[] =>
+export const readJson = (file: string): unknown => JSON.parse(readFileSync(file, 'utf8'));
+export const avscFiles = (dir: string): string[] =>
   readdirSync(dir)
     .filter((name) => name.endsWith('.avsc'))
     .sort();
@@ -93,7 +93,7 @@ const avscFiles = (dir: string): string[] =>
  * not defined yet is retried after the others (each attempt on a copy of the registry, so a failed
  * attempt leaves nothing behind).
  */
-function loadShared(dir: string, registry: Registry): Map<string, AvroType> {
+export function loadSharedTypes(dir: string, registry: Registry): Map<string, AvroType> {
   const shared = new Map<string, AvroType>();
   let pending = avscFiles(dir).map((name) => ({ name, schema: readJson(join(dir, name)) }));
   while (pending.length > 0) {
@@ -117,7 +117,7 @@ function loadShared(dir: string, registry: Registry): Map<string, AvroType> {
   return shared;
 }
 
-function loadPublished(dir: string): Map<string, PublishedSchema[]> {
+export function loadPublishedSchemas(dir: string): Map<string, PublishedSchema[]> {
   const published = new Map<string, PublishedSchema[]>();
   let subjects: string[];
   try {
@@ -129,7 +129,7 @@ function loadPublished(dir: string): Map<string, PublishedSchema[]> {
     const versions: PublishedSchema[] = [];
     for (const name of avscFiles(join(dir, subject))) {
       const match = /^v([1-9][0-9]*)\.avsc$/.exec(name);
-      if (!match) throw new Error(`schemas/published/${subject}/${name}: published files must be named v<N>.avsc`);
+      if (!match) throw new Error(`${join(dir, subject, name)}: published files must be named v<N>.avsc`);
       const file = join(dir, subject, name);
       // Published schemas are self-contained: each gets its own registry.
       versions.push({ subject, version: Number(match[1]), file, type: parseSchema(readJson(file)) });
@@ -143,7 +143,7 @@ function loadPublished(dir: string): Map<string, PublishedSchema[]> {
 /** Load every schema of `dir` (schemas/ by default). */
 export function loadSchemaSet(dir: string = schemasDir): SchemaSet {
   const registry: Registry = {};
-  const shared = loadShared(join(dir, 'types'), registry);
+  const shared = loadSharedTypes(join(dir, 'types'), registry);
   const events = new Map<string, AvroType>();
   for (const name of avscFiles(join(dir, 'events'))) {
     const type = parseSchema(readJson(join(dir, 'events', name)), registry);
@@ -153,5 +153,5 @@ export function loadSchemaSet(dir: string = schemasDir): SchemaSet {
   }
   const envelope = shared.get(`${namespace}.Envelope`);
   if (envelope === undefined) throw new Error(`schemas/types/ has no ${namespace}.Envelope`);
-  return { shared, events, envelope, published: loadPublished(join(dir, 'published')) };
+  return { shared, events, envelope, published: loadPublishedSchemas(join(dir, 'published')) };
 }

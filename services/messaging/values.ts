@@ -49,6 +49,9 @@ export function toAvro(type: AvroType, value: unknown, schema: string, path = ''
       if (value === null && branches.some((b) => b.typeName === 'null')) return null;
       for (const branch of branches) {
         if (branch.typeName === 'null') continue;
+        // A record branch that lacks one of the value's fields cannot match: skip it without
+        // the cost of throwing (this runs for every union value encoded).
+        if ((branch.typeName === 'record' || branch.typeName === 'error') && isObject(value) && !declaresAll(branch as avro.types.RecordType, value)) continue;
         let candidate: unknown;
         try {
           candidate = toAvro(branch, value, schema, path);
@@ -96,6 +99,11 @@ export function fromAvro(type: AvroType, value: unknown): unknown {
       return value;
   }
 }
+
+const declaresAll = (type: avro.types.RecordType, value: Obj): boolean => {
+  for (const key of Object.keys(value)) if (value[key] !== undefined && type.field(key) === undefined) return false;
+  return true;
+};
 
 const join = (path: string, key: string): string => (path === '' ? key : `${path}.${key}`);
 

@@ -5,7 +5,9 @@
 import { benchCommands, benchProjectionRebuild } from './control-plane.bench.ts';
 import { benchDrain } from './drain.bench.ts';
 import { benchEventStoreAppend } from './eventstore.bench.ts';
+import { benchHaFailover, benchSimulation } from './ha.bench.ts';
 import { benchEntitlement, benchScheduler } from './hypervisor.bench.ts';
+import { benchAvroCodec, benchKafkaRelay } from './kafka.bench.ts';
 import { benchMigrationEngine } from './migration.bench.ts';
 
 const suites: Record<string, () => Promise<unknown>> = {
@@ -16,6 +18,10 @@ const suites: Record<string, () => Promise<unknown>> = {
   scheduler: benchScheduler,
   'migration-engine': benchMigrationEngine,
   drain: benchDrain,
+  ha: benchHaFailover,
+  simulation: benchSimulation,
+  'kafka-relay': benchKafkaRelay,
+  'avro-codec': benchAvroCodec,
 };
 
 const only = process.argv.slice(2);

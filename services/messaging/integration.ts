@@ -1,0 +1,151 @@
+/**
+ * Kafka for a running control plane, in one call: make sure the topics exist (reporting, not
+ * changing, any that differ), relay the event store to vcp.events and vcp.host-directives, and
+ * carry out the commands of vcp.commands. The control plane's server wires it in when
+ * VCP_KAFKA_BROKERS is set (parseKafkaConfig returns null otherwise).
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { EventStore } from '../eventstore/index.ts';
+import { openSqliteCommandOutcomeStore } from './command-outcomes.ts';
+import { type CommandConsumer, type CommandConsumerStats, type CommandTargets, startCommandConsumer } from './commands.ts';
+import { type KafkaConfig, describeKafkaConfig, resolveReplicationFactor, topicNames, topicSpecs } from './kafka-config.ts';
+import type { KafkaClient, Log, TopicReport } from './kafka-port.ts';
+import { createKafkajsClient } from './kafkajs-adapter.ts';
+import { type Relay, type RelayStats, fileCheckpoint, startRelay } from './relay.ts';
+
+export type KafkaIntegrationOptions = CommandTargets & {
+  readonly store: EventStore;
+  readonly config: KafkaConfig;
+  /** The control plane's data dir: the relay's checkpoint and the command outcomes live here. */
+  readonly dataDir: string;
+  readonly log: Log;
+  /** Injected in tests; by default the kafkajs adapter over `config`. */
+  readonly client?: KafkaClient;
+  /** Consumer group of the command consumer (default `<prefix>vcp-control-plane`). */
+  readonly commandGroupId?: string;
+};
+
+export type KafkaIntegrationStats = {
+  readonly relay: RelayStats;
+  /** Restarts of the relay after a crash. */
+  readonly relayRestarts: number;
+  readonly commands: CommandConsumerStats;
+  /** What ensureTopics found at start-up. */
+  readonly topics: readonly TopicReport[];
+};
+
+export type KafkaIntegration = {
+  stats(): KafkaIntegrationStats;
+  close(): Promise<void>;
+};
+
+export const relayCheckpointFile = 'kafka-relay-checkpoint.json';
+export const commandOutcomesFile = 'kafka-command-outcomes.db';
+/** A crashed relay is restarted after this (doubling per consecutive crash, up to the max). */
+const relayRestartDelayMs = 1_000;
+const relayRestartDelayMsMax = 30_000;
+
+/**
+ * Rejects (having released what it opened) if Kafka cannot be reached to check the topics, or
+ * the relay's checkpoint cannot be read: the caller decides whether that stops start-up.
+ */
+export async function startKafkaIntegration(options: KafkaIntegrationOptions): Promise<KafkaIntegration> {
+  const { store, config, dataDir, log } = options;
+  const client = options.client ?? createKafkajsClient(config, log);
+  const topics = topicNames(config.topicPrefix);
+  log.info({ kafka: describeKafkaConfig(config) }, 'starting the Kafka integration');
+
+  let reports: readonly TopicReport[];
+  try {
+    const admin = await client.admin();
+    try {
+      const replicationFactor = resolveReplicationFactor(config, await admin.brokerCount());
+      reports = await admin.ensureTopics(topicSpecs(config, replicationFactor));
+    } finally {
+      await admin.close().catch(() => undefined);
+    }
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    throw new Error(`Kafka at ${config.brokers.join(',')} (VCP_KAFKA_BROKERS): cannot check the topics: ${why}`, { cause: error });
+  }
+  for (const report of reports) {
+    if (report.status === 'mismatch') log.warn({ topic: report.name, mismatches: report.mismatches }, 'Kafka topic differs from what vcp expects; left unchanged');
+    else log.info({ topic: report.name, status: report.status }, 'Kafka topic ready');
+  }
+
+  mkdirSync(dataDir, { recursive: true });
+  const checkpoint = fileCheckpoint(join(dataDir, relayCheckpointFile));
+  const relayOptions = { store, client, topics, checkpoint, log };
+  let relay: Relay = await startRelay(relayOptions);
+  let relayRestarts = 0;
+  let closing = false;
+  let restartTimer: ReturnType<typeof setTimeout> | null = null;
+
+  // A crashed relay (its checkpoint could not be written, the store failed) starts again from
+  // its checkpoint after a pause, longer after each crash that made no progress; at most the
+  // unacknowledged batch is published twice.
+  const watch = (current: Relay, crashesWithoutProgress: number) => {
+    const startedAt = current.stats().relayedPosition;
+    void current.ended.then((error) => {
+      if (error === null || closing) return;
+      restart(current.stats().relayedPosition > startedAt ? 0 : crashesWithoutProgress + 1);
+    });
+  };
+  const restart = (crashesWithoutProgress: number) => {
+    const delayMs = Math.min(relayRestartDelayMsMax, relayRestartDelayMs * 2 ** Math.min(crashesWithoutProgress, 16));
+    log.warn({ delayMs }, 'restarting the relay after a crash');
+    restartTimer = setTimeout(() => {
+      restartTimer = null;
+      if (closing) return;
+      startRelay(relayOptions).then(
+        (next) => {
+          relay = next;
+          relayRestarts += 1;
+          if (closing) void next.close();
+          else watch(next, crashesWithoutProgress);
+        },
+        (error: unknown) => {
+          log.error({ err: error }, 'the relay could not restart');
+          restart(crashesWithoutProgress + 1);
+        },
+      );
+    }, delayMs);
+    restartTimer.unref?.();
+  };
+  watch(relay, 0);
+
+  const outcomes = openSqliteCommandOutcomeStore(join(dataDir, commandOutcomesFile));
+  let commands: CommandConsumer;
+  try {
+    commands = await startCommandConsumer({
+      client,
+      topics,
+      groupId: options.commandGroupId ?? `${config.topicPrefix}vcp-control-plane`,
+      targets: { service: options.service, migrations: options.migrations, maintenance: options.maintenance },
+      store,
+      outcomes,
+      log,
+    });
+  } catch (error) {
+    closing = true;
+    await relay.close();
+    outcomes.close();
+    throw error;
+  }
+
+  let closed: Promise<void> | null = null;
+  return {
+    stats: () => ({ relay: relay.stats(), relayRestarts, commands: commands.stats(), topics: reports }),
+    close() {
+      closed ??= (async () => {
+        closing = true;
+        if (restartTimer !== null) clearTimeout(restartTimer);
+        await commands.close();
+        await relay.close();
+        outcomes.close();
+      })();
+      return closed;
+    },
+  };
+}
