@@ -77,8 +77,12 @@ export const controlPlaneCommand: CommandSpec = {
       dataDir: resolve(stringFlag(values.data ?? process.env.VCP_DATA, 'data', './data/control-plane')),
       logLevel: logLevelFlag(values['log-level']),
     };
-    const handle = await runControlPlane(config);
-    process.stdout.write(`vcp control plane listening on ${handle.url} (data: ${config.dataDir})\n`);
+    const { parseKafkaConfig, describeKafkaConfig } = await import('../messaging/index.ts');
+    const kafka = parseKafkaConfig(process.env);
+    if (!kafka.ok) throw new UsageError(kafka.message);
+    for (const warning of kafka.warnings) process.stderr.write(`vcp: ${warning}\n`);
+    const handle = await runControlPlane({ ...config, kafka: kafka.config });
+    process.stdout.write(`vcp control plane listening on ${handle.url} (data: ${config.dataDir})${kafka.config ? `; Kafka: ${JSON.stringify(describeKafkaConfig(kafka.config))}` : ''}\n`);
     await untilSignal();
     await handle.close();
     return 0;

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { type EventStore, type Subscription, openSqliteEventStore } from '../eventstore/index.ts';
 import { DaemonGateway } from './daemon-gateway.ts';
+import { type KafkaConfig, type KafkaIntegration, type KafkaIntegrationStats, startKafkaIntegration } from '../messaging/index.ts';
 import { DaemonRegistry } from './daemons.ts';
 import { buildApp } from './http/app.ts';
 import { openIdempotencyStore } from './idempotency.ts';
@@ -33,6 +34,8 @@ export type ControlPlaneConfig = {
   readonly liveness: LivenessConfig;
   /** How often the migration manager checks deadlines and daemons. */
   readonly migrationTickMs: number;
+  /** Kafka (VCP_KAFKA_*): the log relayed to vcp.events, commands from vcp.commands; null = embedded only. */
+  readonly kafka?: KafkaConfig | null;
 };
 
 export const defaultControlPlaneConfig: Omit<ControlPlaneConfig, 'dataDir'> = {
@@ -55,6 +58,8 @@ export type ControlPlaneHandle = {
   readonly app: FastifyInstance;
   readonly store: EventStore;
   readonly service: ControlPlaneService;
+  /** The Kafka integration's counters (relay lag, commands, DLQ), when Kafka is configured. */
+  readonly kafka: (() => KafkaIntegrationStats) | null;
   close(): Promise<void>;
 };
 
@@ -83,7 +88,7 @@ export type ControlPlaneCore = {
 export type CoreLog = { warn(object: object, message: string): void };
 
 /** The process managers' configuration: everything of ControlPlaneConfig but the HTTP listener and data dir. */
-export type CoreConfig = Omit<ControlPlaneConfig, 'port' | 'host' | 'dataDir' | 'logLevel' | 'sseConnectionsMax'>;
+export type CoreConfig = Omit<ControlPlaneConfig, 'port' | 'host' | 'dataDir' | 'logLevel' | 'sseConnectionsMax' | 'kafka'>;
 
 export function createControlPlaneCore(store: EventStore, config: CoreConfig, log: CoreLog): ControlPlaneCore {
   const projections = new Projections({ haResetAfterMs: config.ha.resetAfterMs });
@@ -200,6 +205,27 @@ export async function runControlPlane(config: ControlPlaneConfig, injected?: { s
   });
   log = app.log;
   await core.start();
+  let kafka: KafkaIntegration | null = null;
+  if (config.kafka) {
+    try {
+      kafka = await startKafkaIntegration({
+        store,
+        service: core.service,
+        migrations: core.migrations,
+        maintenance: core.maintenance,
+        config: config.kafka,
+        dataDir: config.dataDir,
+        log: app.log,
+      });
+    } catch (error) {
+      // Asked for Kafka and cannot have it: refuse to start rather than run half-connected.
+      await app.close();
+      await core.stop();
+      idempotency.close();
+      await store.close();
+      throw error;
+    }
+  }
   ready = true;
 
   const address = await app.listen({ port: config.port, host: config.host });
@@ -209,10 +235,12 @@ export async function runControlPlane(config: ControlPlaneConfig, injected?: { s
     app,
     store,
     service: core.service,
+    kafka: kafka ? () => kafka.stats() : null,
     async close() {
       if (closed) return;
       closed = true;
       await app.close();
+      await kafka?.close();
       await core.stop();
       idempotency.close();
       await store.close();
