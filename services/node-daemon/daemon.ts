@@ -101,8 +101,11 @@ function configOf(partitionId: string, incarnation: number, spec: PartitionSpecL
 /** Where the daemon keeps its checkpoint; a file in its data dir unless another store is given. */
 export type CheckpointStore = { read(hostId: string): number; write(hostId: string, position: number): void };
 
-/** Adapters a caller may swap: the simulation runs daemons in-process with an in-memory transport. */
-export type NodeDaemonAdapters = { readonly client?: ControlPlaneClient; readonly checkpoints?: CheckpointStore };
+/**
+ * Adapters a caller may swap: the simulation runs daemons in-process with an in-memory transport,
+ * and kills one with `stop` (which, unlike close(), also works while it is still registering).
+ */
+export type NodeDaemonAdapters = { readonly client?: ControlPlaneClient; readonly checkpoints?: CheckpointStore; readonly stop?: AbortSignal };
 
 export async function runNodeDaemon(
   config: NodeDaemonConfig,
@@ -117,6 +120,7 @@ export async function runNodeDaemon(
   const checkpoints: CheckpointStore = adapters.checkpoints ?? fileCheckpoints(config.dataDir);
   const client = adapters.client ?? createControlPlaneClient(config.controlPlaneUrl, hostId, config.requestTimeoutMs);
   const stop = new AbortController();
+  adapters.stop?.addEventListener('abort', () => stop.abort(), { once: true });
   let checkpoint = checkpoints.read(hostId);
   let connected = false;
   let bootId = 'unknown';
@@ -168,6 +172,7 @@ export async function runNodeDaemon(
       throw error;
     }
   });
+  if (stop.signal.aborted) return closedHandle();
 
   // ---------------------------------------------------------------- applying directives
   function isCurrent(directive: Directive, desired: Desired): boolean {
@@ -324,6 +329,7 @@ export async function runNodeDaemon(
   let currentStream: AbortController | null = null;
   const loop = (async () => {
     let delayMs = 100;
+    let lapsed = false;
     while (!stop.signal.aborted) {
       const streamAbort = new AbortController();
       currentStream = streamAbort;
@@ -353,11 +359,15 @@ export async function runNodeDaemon(
         if (!stop.signal.aborted) log.warn('directive stream ended; reconnecting');
       } catch (error) {
         if (!stop.signal.aborted) log.warn({ err: error instanceof Error ? error.message : String(error) }, 'directive stream failed; reconnecting');
+        lapsed = error instanceof LeaseLapsedError;
       } finally {
         connected = false;
         stop.signal.removeEventListener('abort', onStop);
         streamAbort.abort();
       }
+      // Without a lease there is nothing to apply: wait for one instead of reconnecting over and over.
+      while (lapsed && !leaseHeld() && !stop.signal.aborted) await sleep(config.heartbeatMs, stop.signal);
+      lapsed = false;
       await sleep(delayMs, stop.signal);
       delayMs = Math.min(delayMs * 2, config.retryDelayMsMax);
     }
