@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { KafkaHostClient } from '../messaging/index.ts';
 import { type CommandSpec, UsageError, intFlag, labelsFlag, stringFlag } from './args.ts';
 
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -149,7 +150,10 @@ export const nodeCommand: CommandSpec = {
   --lease-ms T          lease length (default 10000, as WSFC's same-subnet threshold)
   --margin-ms T         fencing margin: self-fence at lease − margin, declared failed at lease + margin (default 2000)
   --telemetry-ms T      usage sampling period (default 1000)
-  --log-level L         (default info)`,
+  --log-level L         (default info)
+With VCP_KAFKA_BROKERS (and the other VCP_KAFKA_* settings of the control plane) the daemon takes
+its directives from vcp.host-directives and sends its reports to vcp.host-reports; registration,
+reads and the lease heartbeat stay on HTTP (--control-plane).`,
   options: {
     'host-id': { type: 'string' },
     'control-plane': { type: 'string' },
@@ -164,7 +168,7 @@ export const nodeCommand: CommandSpec = {
     'log-level': { type: 'string' },
   },
   async run(values) {
-    const [{ default: pino }, { createSimHostClient, simHostSocketName }, { defaultNodeDaemonConfig, runNodeDaemon }] = await Promise.all([
+    const [{ default: pino }, { createSimHostClient, simHostSocketName }, { createControlPlaneClient, defaultNodeDaemonConfig, runNodeDaemon }] = await Promise.all([
       import('pino'),
       import('../hypervisor/index.ts'),
       import('../node-daemon/index.ts'),
@@ -180,6 +184,23 @@ export const nodeCommand: CommandSpec = {
     const limitsPreset = presetFlag(values['limits-preset']);
     const log = pino({ level: logLevelFlag(values['log-level']), base: { service: 'node', hostId } });
     const hypervisor = createSimHostClient({ socketPath: stringFlag(values['sim-host-socket'], 'sim-host-socket', join(dataDir, simHostSocketName)) });
+    const requestTimeoutMs = defaultNodeDaemonConfig.requestTimeoutMs;
+    // Kafka mode (directives and reports over Kafka, what needs an answer over HTTP) when any
+    // VCP_KAFKA_* variable is set; otherwise the messaging service is not even loaded, so an
+    // embedded daemon starts as fast as ever (a restart races the lease).
+    let kafkaClient: KafkaHostClient | null = null;
+    if (Object.keys(process.env).some((name) => name.startsWith('VCP_KAFKA_'))) {
+      const { parseKafkaConfig, describeKafkaConfig, createKafkaControlPlaneClient, kafkaEnv } = await import('../messaging/index.ts');
+      const kafka = parseKafkaConfig(process.env);
+      if (!kafka.ok) throw new UsageError(kafka.message);
+      for (const warning of kafka.warnings) process.stderr.write(`vcp: ${warning}\n`);
+      if (kafka.config !== null) {
+        // Each daemon is its own Kafka client (vcp-node-<host>) unless the operator names one.
+        const config = process.env[kafkaEnv.clientId]?.trim() ? kafka.config : { ...kafka.config, clientId: `vcp-node-${hostId}` };
+        kafkaClient = createKafkaControlPlaneClient(config, hostId, createControlPlaneClient(controlPlaneUrl, hostId, requestTimeoutMs), requestTimeoutMs, log);
+        log.info({ kafka: describeKafkaConfig(config) }, 'Kafka mode: directives from vcp.host-directives, reports to vcp.host-reports');
+      }
+    }
     const handle = await runNodeDaemon(
       {
         ...defaultNodeDaemonConfig,
@@ -195,9 +216,11 @@ export const nodeCommand: CommandSpec = {
       },
       hypervisor,
       log,
+      kafkaClient === null ? {} : { client: kafkaClient },
     );
     await untilSignal();
     await handle.close();
+    await kafkaClient?.close();
     return 0;
   },
 };

@@ -213,6 +213,8 @@ export async function runControlPlane(config: ControlPlaneConfig, injected?: { s
         service: core.service,
         migrations: core.migrations,
         maintenance: core.maintenance,
+        gateway: core.gateway,
+        projections: core.projections,
         config: config.kafka,
         dataDir: config.dataDir,
         log: app.log,

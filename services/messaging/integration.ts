@@ -1,15 +1,18 @@
 /**
  * Kafka for a running control plane, in one call: make sure the topics exist (reporting, not
- * changing, any that differ), relay the event store to vcp.events and vcp.host-directives, and
- * carry out the commands of vcp.commands. The control plane's server wires it in when
- * VCP_KAFKA_BROKERS is set (parseKafkaConfig returns null otherwise).
+ * changing, any that differ), relay the event store to vcp.events and vcp.host-directives, carry
+ * out the commands of vcp.commands, and (given the daemon gateway) what node daemons report on
+ * vcp.host-reports. The control plane's server wires it in when VCP_KAFKA_BROKERS is set
+ * (parseKafkaConfig returns null otherwise).
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Projections } from '../control-plane/projections.ts';
 import type { EventStore } from '../eventstore/index.ts';
 import { openSqliteCommandOutcomeStore } from './command-outcomes.ts';
 import { type CommandConsumer, type CommandConsumerStats, type CommandTargets, startCommandConsumer } from './commands.ts';
-import { type KafkaConfig, describeKafkaConfig, resolveReplicationFactor, topicNames, topicSpecs } from './kafka-config.ts';
+import { type HostReportConsumer, type HostReportConsumerStats, type HostReportTargets, startHostReportConsumer } from './host-reports.ts';
+import { type KafkaConfig, consumerGroups, describeKafkaConfig, resolveReplicationFactor, topicNames, topicSpecs } from './kafka-config.ts';
 import type { KafkaClient, Log, TopicReport } from './kafka-port.ts';
 import { createKafkajsClient } from './kafkajs-adapter.ts';
 import { type Relay, type RelayStats, fileCheckpoint, startRelay } from './relay.ts';
@@ -24,6 +27,16 @@ export type KafkaIntegrationOptions = CommandTargets & {
   readonly client?: KafkaClient;
   /** Consumer group of the command consumer (default `<prefix>vcp-control-plane`). */
   readonly commandGroupId?: string;
+  /**
+   * The control plane's DaemonGateway: given, the reports of node daemons in Kafka mode
+   * (vcp.host-reports) are consumed and carried out through it, as the HTTP routes do.
+   */
+  readonly gateway?: HostReportTargets;
+  /**
+   * The control plane's projections: given, the relay publishes an event only once they show it,
+   * so a daemon that reads the API on a directive finds it applied (as over HTTP).
+   */
+  readonly projections?: Pick<Projections, 'waitFor'>;
 };
 
 export type KafkaIntegrationStats = {
@@ -31,6 +44,8 @@ export type KafkaIntegrationStats = {
   /** Restarts of the relay after a crash. */
   readonly relayRestarts: number;
   readonly commands: CommandConsumerStats;
+  /** The consumer of vcp.host-reports (null without a gateway). */
+  readonly hostReports: HostReportConsumerStats | null;
   /** What ensureTopics found at start-up. */
   readonly topics: readonly TopicReport[];
 };
@@ -76,7 +91,8 @@ export async function startKafkaIntegration(options: KafkaIntegrationOptions): P
 
   mkdirSync(dataDir, { recursive: true });
   const checkpoint = fileCheckpoint(join(dataDir, relayCheckpointFile));
-  const relayOptions = { store, client, topics, checkpoint, log };
+  const projections = options.projections;
+  const relayOptions = { store, client, topics, checkpoint, log, ...(projections === undefined ? {} : { applied: (position: number) => projections.waitFor(position) }) };
   let relay: Relay = await startRelay(relayOptions);
   let relayRestarts = 0;
   let closing = false;
@@ -121,7 +137,7 @@ export async function startKafkaIntegration(options: KafkaIntegrationOptions): P
     commands = await startCommandConsumer({
       client,
       topics,
-      groupId: options.commandGroupId ?? `${config.topicPrefix}vcp-control-plane`,
+      groupId: options.commandGroupId ?? consumerGroups(config.topicPrefix).commands,
       targets: { service: options.service, migrations: options.migrations, maintenance: options.maintenance },
       store,
       outcomes,
@@ -134,13 +150,27 @@ export async function startKafkaIntegration(options: KafkaIntegrationOptions): P
     throw error;
   }
 
+  let hostReports: HostReportConsumer | null = null;
+  if (options.gateway !== undefined) {
+    try {
+      hostReports = await startHostReportConsumer({ client, topics, groupId: consumerGroups(config.topicPrefix).hostReports, gateway: options.gateway, log });
+    } catch (error) {
+      closing = true;
+      await commands.close();
+      await relay.close();
+      outcomes.close();
+      throw error;
+    }
+  }
+
   let closed: Promise<void> | null = null;
   return {
-    stats: () => ({ relay: relay.stats(), relayRestarts, commands: commands.stats(), topics: reports }),
+    stats: () => ({ relay: relay.stats(), relayRestarts, commands: commands.stats(), hostReports: hostReports?.stats() ?? null, topics: reports }),
     close() {
       closed ??= (async () => {
         closing = true;
         if (restartTimer !== null) clearTimeout(restartTimer);
+        await hostReports?.close();
         await commands.close();
         await relay.close();
         outcomes.close();

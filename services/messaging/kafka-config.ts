@@ -174,7 +174,7 @@ export type TopicNames = {
   readonly events: string;
   /** Events a node daemon must act on (key = hostId). */
   readonly directives: string;
-  /** Facts node daemons report (key = hostId); consumed by a gateway, not yet built. */
+  /** What node daemons report: facts, migration facts, fencing, telemetry (key = hostId); consumed by the control plane. */
   readonly reports: string;
   /** Commands from platform teams (key = the entity, e.g. partitionId). */
   readonly commands: string;
@@ -194,6 +194,16 @@ export function topicNames(prefix = ''): TopicNames {
     dlq: `${prefix}vcp.dlq`,
   };
 }
+
+/**
+ * Consumer groups: the control plane's (commands; host reports) and one per node daemon (its
+ * host's directives). Prefixed like the topics, so two vcp installations can share a cluster.
+ */
+export const consumerGroups = (prefix = '') => ({
+  commands: `${prefix}vcp-control-plane`,
+  hostReports: `${prefix}vcp-control-plane-host-reports`,
+  node: (hostId: string) => `${prefix}vcp-node-${hostId}`,
+});
 
 const dayMs = 24 * 60 * 60 * 1000;
 /**

@@ -68,6 +68,14 @@ export type ConsumerOptions = {
   readonly fromBeginning: boolean;
   /** The group coordinator drops a member silent for this long (kafkajs default 30 000). */
   readonly sessionTimeoutMs?: number;
+  /**
+   * Read only the partition (of each topic) this key lands on with the producer's partitioner
+   * (murmur2, as the Java client's): the group assigns no other partition to any member, so
+   * nothing else is fetched or committed. For a consumer that wants one key's messages (a node
+   * daemon and its host's directives); it still filters by key, as keys share partitions. Every
+   * member of the group must pass the same key.
+   */
+  readonly partitionOfKey?: string;
 };
 
 export type ConsumerHandler =
@@ -75,6 +83,16 @@ export type ConsumerHandler =
   | { readonly eachMessage: (message: IncomingMessage) => Promise<void> }
   /** Called once per fetched batch of one partition; the batch is committed once it resolves. */
   | { readonly eachBatch: (batch: IncomingBatch) => Promise<void> };
+
+/**
+ * Thrown by a handler whose consumer is about to close (its close() follows): the adapter leaves
+ * the message, and the rest of its batch, uncommitted, stops fetching that partition, and logs
+ * nothing, since this is not a failure. Any other error from a handler is one: logged, and the
+ * message delivered again.
+ */
+export class StopConsuming extends Error {
+  override readonly name: string = 'StopConsuming';
+}
 
 export interface KafkaConsumer {
   /**
@@ -124,6 +142,13 @@ export interface KafkaAdmin {
   describeTopics(names: readonly string[], configNames?: readonly string[]): Promise<readonly TopicDescription[]>;
   /** Brokers in the cluster (to size replication). */
   brokerCount(): Promise<number>;
+  /**
+   * The offsets `groupId` has committed on `topic`, by partition: the next offset the group
+   * reads (so everything before it was processed), or '-1' where it committed nothing.
+   */
+  committedOffsets(groupId: string, topic: string): Promise<ReadonlyMap<number, string>>;
+  /** The end of each partition of `topic` (the offset the next message written there gets). */
+  endOffsets(topic: string): Promise<ReadonlyMap<number, string>>;
   close(): Promise<void>;
 }
 

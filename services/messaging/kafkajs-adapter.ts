@@ -7,7 +7,7 @@
  * differences: acks/compression move to the producer config, `eachBatch` batch size is
  * `js.consumer.max.batch.size`, no custom partitioners): a second adapter of kafka-port.ts.
  */
-import { type Admin, type Consumer, Kafka, type KafkaMessage, type Producer, Partitioners, type SASLOptions, logLevel } from 'kafkajs';
+import { type Admin, AssignerProtocol, type Consumer, Kafka, type KafkaMessage, type PartitionAssigner, type Producer, Partitioners, type SASLOptions, logLevel } from 'kafkajs';
 import type { KafkaConfig } from './kafka-config.ts';
 import {
   type ConsumerHandler,
@@ -21,6 +21,7 @@ import {
   type KafkaProducer,
   type Log,
   type OutgoingMessage,
+  StopConsuming,
   type TopicDescription,
   type TopicReport,
   type TopicSpec,
@@ -89,6 +90,7 @@ export function createKafkajsClient(config: KafkaConfig, log: Log, options: Kafk
     async consumer(consumerOptions) {
       const consumer = kafka.consumer({
         groupId: consumerOptions.groupId,
+        ...(consumerOptions.partitionOfKey === undefined ? {} : { partitionAssigners: [keyPartitionAssigner(consumerOptions.partitionOfKey)] }),
         sessionTimeout: consumerOptions.sessionTimeoutMs ?? 30_000,
         // How long one fetch waits for data (kafkajs default 5000): close() waits for the fetch
         // in flight, so this bounds a shutdown; an idle member polls once a second.
@@ -112,6 +114,42 @@ export function createKafkajsClient(config: KafkaConfig, log: Log, options: Kafk
       return wrapAdmin(admin);
     },
   };
+}
+
+/** The partition `key` lands on among `partitionCount` with the producer's partitioner (murmur2, as Java's). */
+function partitionForKey(key: string, partitionCount: number): number {
+  const partitionMetadata = Array.from({ length: partitionCount }, (_, partitionId) => ({ partitionId, leader: 0, partitionErrorCode: 0, replicas: [], isr: [] }));
+  return Partitioners.DefaultPartitioner()({ topic: '', partitionMetadata, message: { key, value: null } });
+}
+
+const keyPartitionAssignerName = 'VcpKeyPartitionAssigner';
+
+/**
+ * A group assignment that gives one member (the first by member id) the partition `key` lands on,
+ * in each subscribed topic, and nothing else to anyone: kafkajs has no manual assignment, and a
+ * group of one member would otherwise fetch every partition. The partition count is read from
+ * the metadata the group leader refreshes before it assigns.
+ */
+function keyPartitionAssigner(key: string): PartitionAssigner {
+  return ({ cluster }) => ({
+    name: keyPartitionAssignerName,
+    version: 1,
+    async assign({ members, topics }) {
+      const owner = members.map((m) => m.memberId).sort()[0];
+      const assignment: { [topic: string]: number[] } = {};
+      for (const topic of topics) {
+        const partitionCount = cluster.findTopicPartitionMetadata(topic).length;
+        if (partitionCount > 0) assignment[topic] = [partitionForKey(key, partitionCount)];
+      }
+      return members.map(({ memberId }) => ({
+        memberId,
+        memberAssignment: AssignerProtocol.MemberAssignment.encode({ version: 1, assignment: memberId === owner ? assignment : {}, userData: Buffer.alloc(0) }),
+      }));
+    },
+    protocol({ topics }) {
+      return { name: keyPartitionAssignerName, metadata: AssignerProtocol.MemberMetadata.encode({ version: 1, topics, userData: Buffer.alloc(0) }) };
+    },
+  });
 }
 
 function saslOptions(sasl: NonNullable<KafkaConfig['sasl']>): SASLOptions {
@@ -182,13 +220,24 @@ function wrapConsumer(consumer: Consumer, options: ConsumerOptions): KafkaConsum
         autoCommit: false,
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: 1,
-        eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale, commitOffsetsIfNecessary }) => {
+        eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale, commitOffsetsIfNecessary, pause }) => {
           const commit = (offset: string) =>
             commitOffsetsIfNecessary({ topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: nextOffset(offset) }] }] });
+          /** A handler stopping (its consumer closes): nothing more is committed or fetched here, quietly. */
+          const stopped = (error: unknown): boolean => {
+            if (!(error instanceof StopConsuming)) return false;
+            pause();
+            return true;
+          };
           if ('eachBatch' in handler) {
             const last = batch.messages[batch.messages.length - 1];
             if (last === undefined || !isRunning() || isStale()) return;
-            await handler.eachBatch({ topic: batch.topic, partition: batch.partition, messages: batch.messages.map((m) => incoming(batch.topic, batch.partition, m)) });
+            try {
+              await handler.eachBatch({ topic: batch.topic, partition: batch.partition, messages: batch.messages.map((m) => incoming(batch.topic, batch.partition, m)) });
+            } catch (error) {
+              if (stopped(error)) return;
+              throw error;
+            }
             resolveOffset(last.offset);
             await commit(last.offset);
             return;
@@ -196,7 +245,12 @@ function wrapConsumer(consumer: Consumer, options: ConsumerOptions): KafkaConsum
           for (const message of batch.messages) {
             // A rebalance or a seek makes the rest of this batch someone else's (or stale).
             if (!isRunning() || isStale()) break;
-            await handler.eachMessage(incoming(batch.topic, batch.partition, message));
+            try {
+              await handler.eachMessage(incoming(batch.topic, batch.partition, message));
+            } catch (error) {
+              if (stopped(error)) return;
+              throw error;
+            }
             resolveOffset(message.offset);
             await commit(message.offset);
             await heartbeat();
@@ -308,6 +362,13 @@ function wrapAdmin(admin: Admin): KafkaAdmin {
     },
     async brokerCount() {
       return (await admin.describeCluster()).brokers.length;
+    },
+    async committedOffsets(groupId, topic) {
+      const [found] = await admin.fetchOffsets({ groupId, topics: [topic] });
+      return new Map((found?.partitions ?? []).map((p) => [p.partition, p.offset]));
+    },
+    async endOffsets(topic) {
+      return new Map((await admin.fetchTopicOffsets(topic)).map((p) => [p.partition, p.high]));
     },
     close: () => admin.disconnect(),
   };

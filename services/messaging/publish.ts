@@ -1,8 +1,9 @@
 /**
  * Publish the current schemas: for each event type (and the envelope), command type (and the
- * command result) whose current Parsing Canonical Form differs from its latest published
- * version, write the self-contained schema as published/<Type>/v<N+1>.avsc (schemas/published/
- * for events, schemas/commands/published/ for commands). Never rewrites an existing version.
+ * command result) and host report kind whose current Parsing Canonical Form differs from its
+ * latest published version, write the self-contained schema as published/<Type>/v<N+1>.avsc
+ * (schemas/published/ for events, schemas/commands/published/ for commands,
+ * schemas/host-reports/published/ for host reports). Never rewrites an existing version.
  *
  *   node bin/run-ts.js services/messaging/publish-cli.ts [--check]
  *
@@ -12,6 +13,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkCommandSchemaSet, commandSchemasDir, loadCommandSchemaSet } from './command-schemas.ts';
 import { checkSchemaSet } from './compatibility.ts';
+import { checkHostReportSchemaSet, hostReportSchemasDir, loadHostReportSchemaSet } from './host-report-schemas.ts';
 import { type AvroType, type PublishedSchema, canonicalForm, expandedSchema, loadSchemaSet, schemasDir } from './schemas.ts';
 
 export type UnpublishedChange = { subject: string; version: number; type: AvroType };
@@ -37,11 +39,17 @@ export function unpublishedCommandChanges(dir: string = commandSchemasDir): Unpu
   return changesIn(schemas.subjects, schemas.published);
 }
 
+export function unpublishedHostReportChanges(dir: string = hostReportSchemasDir): UnpublishedChange[] {
+  const schemas = loadHostReportSchemaSet(dir);
+  return changesIn(schemas.subjects, schemas.published);
+}
+
 export function publishMain(args: readonly string[]): number {
   const check = args.includes('--check');
   const sets = [
     { publishedDir: join(schemasDir, 'published'), changes: unpublishedChanges(), problems: checkSchemaSet(loadSchemaSet()).problems },
     { publishedDir: join(commandSchemasDir, 'published'), changes: unpublishedCommandChanges(), problems: checkCommandSchemaSet(loadCommandSchemaSet()).problems },
+    { publishedDir: join(hostReportSchemasDir, 'published'), changes: unpublishedHostReportChanges(), problems: checkHostReportSchemaSet(loadHostReportSchemaSet()).problems },
   ];
   const problems = sets.flatMap((s) => s.problems);
   for (const p of problems) console.error(p.message);

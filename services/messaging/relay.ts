@@ -141,6 +141,13 @@ export type RelayOptions = {
   readonly client: KafkaClient;
   readonly topics: Pick<TopicNames, 'events' | 'directives'>;
   readonly checkpoint: CheckpointPort;
+  /**
+   * Resolves once the control plane's read model (its projections) shows every event up to
+   * `position`; a batch is published only then. A node daemon reads the API on some directives
+   * (a migration's phase, a partition's spec) and must find them applied, as the HTTP directive
+   * stream guarantees (followLog). Omitted: no wait (a relay without a control plane).
+   */
+  readonly applied?: (position: number) => Promise<void>;
   readonly log?: Log;
   readonly codec?: EventCodec;
   readonly batchEventsMax?: number;
@@ -239,6 +246,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   const publish = async (events: readonly RecordedEvent[], messages: OutgoingMessage[], bytes: number): Promise<void> => {
     const last = events[events.length - 1];
     if (last === undefined) return;
+    await options.applied?.(last.globalPosition);
     await sendAll(messages);
     // Only now: Kafka holds every message of the batch on every in-sync replica.
     await checkpoint.save(last.globalPosition);

@@ -3,6 +3,7 @@
  * Nothing here is asserted: speed targets are read, not tested, so shared machines cannot flake CI.
  */
 import { benchCommands, benchProjectionRebuild } from './control-plane.bench.ts';
+import { benchDaemonLatency } from './daemon-kafka.bench.ts';
 import { benchDrain } from './drain.bench.ts';
 import { benchEventStoreAppend } from './eventstore.bench.ts';
 import { benchHaFailover, benchSimulation } from './ha.bench.ts';
@@ -22,6 +23,7 @@ const suites: Record<string, () => Promise<unknown>> = {
   simulation: benchSimulation,
   'kafka-relay': benchKafkaRelay,
   'avro-codec': benchAvroCodec,
+  'daemon-kafka': benchDaemonLatency,
 };
 
 const only = process.argv.slice(2);

@@ -1,6 +1,18 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { canonicalForm, checkCompatibility, checkSchemaSet, createCodec, encodeEvent, expandedSchema, loadSchemaSet, parseSchema } from '../../services/messaging/index.ts';
+import {
+  canonicalForm,
+  checkCompatibility,
+  checkHostReportSchemaSet,
+  checkSchemaSet,
+  createCodec,
+  encodeEvent,
+  expandedSchema,
+  hostReportKinds,
+  loadHostReportSchemaSet,
+  loadSchemaSet,
+  parseSchema,
+} from '../../services/messaging/index.ts';
 import { examples } from './fixtures/examples.ts';
 
 const schemas = loadSchemaSet();
@@ -66,5 +78,31 @@ describe('schema evolution (FULL_TRANSITIVE against schemas/published/)', () => 
     const problems = checkCompatibility('HostSuspected', parseSchema(renamed), [{ version: 1, type: v1 }]);
     expect(problems.map((p) => p.direction).sort()).toEqual(['backward', 'forward']);
     expect(problems.map((p) => p.message).join('\n')).toMatch(/quietMs[\s\S]*silentMs|silentMs[\s\S]*quietMs/);
+  });
+});
+
+describe('host report schema evolution (FULL_TRANSITIVE against schemas/host-reports/published/)', () => {
+  const set = loadHostReportSchemaSet();
+
+  it('has at least v1 published for every kind of report', () => {
+    expect([...set.published.keys()].sort()).toEqual([...hostReportKinds].sort());
+    expect(checkHostReportSchemaSet(set).unpublished).toEqual([]);
+  });
+
+  it.each([...hostReportKinds])('%s: the current schema and every published version read each other, and the latest is the current one', (kind) => {
+    const current = set.subjects.get(kind);
+    if (current === undefined) throw new Error(`no schema for ${kind}`);
+    const versions = set.published.get(kind) ?? [];
+    expect(versions.length).toBeGreaterThan(0);
+    expect(checkCompatibility(kind, current, versions)).toEqual([]);
+    expect(canonicalForm(versions.at(-1)!.type), `${kind}: publish with services/messaging/publish-cli.ts`).toBe(canonicalForm(current));
+  });
+
+  it('catches a required field added to a report without a default', () => {
+    const v1 = set.subjects.get('FencingReport')!;
+    const v2Schema = expandedSchema(v1) as { fields: object[] };
+    v2Schema.fields.push({ name: 'epoch', type: 'long', doc: 'Fence epoch.' });
+    const problems = checkCompatibility('FencingReport', parseSchema(v2Schema), [{ version: 1, type: v1 }]);
+    expect(problems.map((p) => p.direction)).toEqual(['backward']);
   });
 });

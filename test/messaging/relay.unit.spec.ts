@@ -119,6 +119,27 @@ describe('the relay (on a fake Kafka)', () => {
     expect(relay.stats().state).toBe('stopped');
   });
 
+  it('publishes nothing the control plane\'s projections do not show yet', async () => {
+    await appendLog(store, 5);
+    const kafka = fakeKafka();
+    let shown = 0;
+    const asked: number[] = [];
+    let wake = () => {};
+    const applied = async (position: number) => {
+      asked.push(position);
+      while (shown < position) await new Promise<void>((resolve) => (wake = resolve));
+    };
+    const relay = await startRelay({ store, client: kafka.client, topics, checkpoint: fileCheckpoint(join(dir, 'c.json')), applied });
+    await eventually('the relay to ask', () => (asked.length > 0 ? true : undefined));
+    expect(kafka.sent).toEqual([]);
+    shown = 5;
+    wake();
+    await eventually('the relay to publish', () => (relay.stats().relayedPosition === 5 ? true : undefined));
+    expect(asked).toEqual([5]);
+    expect(eventsOf(kafka.sent)).toEqual([1, 2, 3, 4, 5]);
+    await relay.close();
+  });
+
   it('splits a batch that would exceed the byte bound', async () => {
     await appendLog(store, 40);
     const kafka = fakeKafka();

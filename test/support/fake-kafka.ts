@@ -40,6 +40,7 @@ export function fakeKafka(): FakeKafka {
   const committed = new Map<string, string>();
   const handlers = new Map<string, ConsumerHandler>();
   const offsets = new Map<string, number>();
+  const produced = new Map<string, number>();
   let failures: { count: number; error: Error } = { count: 0, error: new Error('broker unavailable') };
   let hold: Promise<void> | null = null;
   let calls = 0;
@@ -55,7 +56,12 @@ export function fakeKafka(): FakeKafka {
       }
       sent.push(...messages);
       batches.push([...messages]);
-      return messages.map((m) => ({ topic: m.topic, partition: 0, baseOffset: '0' }));
+      // Every topic has one partition; offsets count the messages sent to it.
+      return messages.map((m) => {
+        const offset = produced.get(m.topic) ?? 0;
+        produced.set(m.topic, offset + 1);
+        return { topic: m.topic, partition: 0, baseOffset: String(offset) };
+      });
     },
     close: async () => {},
   });
@@ -83,6 +89,9 @@ export function fakeKafka(): FakeKafka {
         ensureTopics: async (specs) => specs.map((s) => ({ name: s.name, status: 'created' as const, mismatches: [] })),
         describeTopics: async () => [],
         brokerCount: async () => 1,
+        // One group's view: the fake keeps commits per topic-partition, whoever consumed.
+        committedOffsets: async (_groupId, topic) => new Map([[0, committed.get(`${topic}/0`) ?? '-1']]),
+        endOffsets: async () => new Map([[0, '0']]),
         close: async () => {},
       };
     },
