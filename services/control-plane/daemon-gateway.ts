@@ -8,7 +8,7 @@
  * that to their transport's "not found".
  */
 import type { Static } from 'typebox';
-import { concernsHost } from '../domain/index.ts';
+import { type HostCommand, concernsHost } from '../domain/index.ts';
 import type { EventStore, RecordedEvent } from '../eventstore/index.ts';
 import type { CommandMeta } from './commands.ts';
 import type * as S from './http/schemas.ts';
@@ -83,6 +83,20 @@ export async function* followLog(
   }
 }
 
+/** The RegisterHost command for a registration, with the API's defaults (HTTP and Kafka share it). */
+export function registerHostCommand(b: HostRegistration): Extract<HostCommand, { type: 'RegisterHost' }> {
+  return {
+    type: 'RegisterHost',
+    hostId: b.id,
+    logicalProcessors: b.logicalProcessors,
+    memoryMiB: b.memoryMiB,
+    parentReserveMiB: b.parentReserveMiB ?? Math.min(2048, Math.floor(b.memoryMiB / 10)),
+    labels: b.labels ?? {},
+    limitsPreset: b.limitsPreset ?? 'modern',
+    limits: b.limits ?? {},
+  };
+}
+
 export class DaemonGateway {
   constructor(
     private readonly store: EventStore,
@@ -96,20 +110,7 @@ export class DaemonGateway {
   }
 
   register(b: HostRegistration, meta: CommandMeta): Promise<Outcome<HostView>> {
-    return this.service.hostCommand(
-      b.id,
-      {
-        type: 'RegisterHost',
-        hostId: b.id,
-        logicalProcessors: b.logicalProcessors,
-        memoryMiB: b.memoryMiB,
-        parentReserveMiB: b.parentReserveMiB ?? Math.min(2048, Math.floor(b.memoryMiB / 10)),
-        labels: b.labels ?? {},
-        limitsPreset: b.limitsPreset ?? 'modern',
-        limits: b.limits ?? {},
-      },
-      meta,
-    );
+    return this.service.hostCommand(b.id, registerHostCommand(b), meta);
   }
 
   desired(hostId: string): ReturnType<ControlPlaneService['desired']> | null {

@@ -25,6 +25,7 @@ import { createHash } from 'node:crypto';
 import { Ajv, type ValidateFunction } from 'ajv';
 import type { Static, TSchema } from 'typebox';
 import type { CommandMeta } from '../control-plane/commands.ts';
+import { registerHostCommand } from '../control-plane/daemon-gateway.ts';
 import { eventIdFor } from '../control-plane/commands.ts';
 import * as S from '../control-plane/http/schemas.ts';
 import type { MaintenanceManager } from '../control-plane/maintenance.ts';
@@ -302,24 +303,7 @@ export const commandSpecs: { readonly [T in CommandType]: CommandSpec } = {
     schema: S.HostInput,
     body: (c) => ok({ id: c.hostId, ...pick(c, ['logicalProcessors', 'memoryMiB', 'parentReserveMiB', 'labels', 'limitsPreset', 'limits']) }),
     // The defaults of POST /v1/hosts.
-    run: (t, _id, b, m) =>
-      entityOutcome(
-        b.id,
-        t.service.hostCommand(
-          b.id,
-          {
-            type: 'RegisterHost',
-            hostId: b.id,
-            logicalProcessors: b.logicalProcessors,
-            memoryMiB: b.memoryMiB,
-            parentReserveMiB: b.parentReserveMiB ?? Math.min(2048, Math.floor(b.memoryMiB / 10)),
-            labels: b.labels ?? {},
-            limitsPreset: b.limitsPreset ?? 'modern',
-            limits: b.limits ?? {},
-          },
-          m,
-        ),
-      ),
+    run: (t, _id, b, m) => entityOutcome(b.id, t.service.hostCommand(b.id, registerHostCommand(b), m)),
   }),
   CordonHost: command({
     idField: 'hostId',
