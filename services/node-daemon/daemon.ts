@@ -391,7 +391,7 @@ export async function runNodeDaemon(
   let afterFence = false;
   /**
    * Starts requested at or before this log position are not carried out: the host fenced itself
-   * or was declared failed after they were requested (see requireFreshStart).
+   * or was declared failed after they were requested (see startedBeforeBarrier).
    */
   let startBarrier = 0;
   /** Set by a renewal that came back; cleared by any fence. Without it the daemon runs nothing new. */
