@@ -201,6 +201,7 @@ export async function runControlPlane(config: ControlPlaneConfig, injected?: { s
     logLevel: config.logLevel,
     sseConnectionsMax: config.sseConnectionsMax,
     ready: () => ready,
+    kafkaStats: () => kafka?.stats() ?? null,
     version,
   });
   log = app.log;

@@ -402,6 +402,14 @@ describe('telemetry', () => {
   });
 });
 
+describe('GET /v1/kafka', () => {
+  it('is a problem naming VCP_KAFKA_BROKERS when the control plane runs without Kafka', async () => {
+    const { status, body } = await call('GET', '/v1/kafka');
+    expect(status).toBe(404);
+    expect(body).toMatchObject({ status: 404, detail: expect.stringMatching(/VCP_KAFKA_BROKERS/) });
+  });
+});
+
 describe('robustness', () => {
   it('no input produces a 500', async () => {
     const routes = [

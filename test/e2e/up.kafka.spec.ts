@@ -66,6 +66,13 @@ describeKafka('vcp up with VCP_KAFKA_BROKERS', () => {
       expect(partition).toMatchObject({ state: 'Running', incarnation: 1 });
       const history = (await call('GET', '/v1/partitions/web-1/events')).body.events.map((e: { type: string }) => e.type);
       expect(history.slice(0, 3)).toEqual(onKafka.slice(0, 3));
+      // The figures an SRE watches: the relay caught up, the commands counted.
+      const figures = await waitFor('the relay caught up', async () => {
+        const body = (await call('GET', '/v1/kafka')).body;
+        return body.relay?.lag === 0 ? body : undefined;
+      }, 30_000);
+      expect(figures.relay.relayedPosition).toBeGreaterThanOrEqual(history.length);
+      expect(JSON.stringify(figures.commands)).toMatch(/[1-9]/);
     } finally {
       await seen?.close();
       await producer?.close();

@@ -37,6 +37,8 @@ export type AppOptions = {
   readonly sseConnectionsMax: number;
   readonly ready: () => boolean;
   readonly version: string;
+  /** The Kafka integration's figures (relay lag, commands, host reports, DLQ counts); null without Kafka. */
+  readonly kafkaStats?: () => Promise<unknown> | unknown;
 };
 
 const actorPattern = /^(user|service|daemon|system):[A-Za-z0-9._@-]{1,100}$/;
@@ -162,6 +164,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.get('/readyz', { schema: { tags: ['health'], response: { 200: S.HealthView, 503: S.Problem } } }, async (request, reply) => {
     if (!options.ready()) return sendProblem(reply, request, problem(503, 'not-ready', 'the control plane is still replaying the log'));
     return { status: 'ready', position: service.projections.position };
+  });
+
+  app.get('/v1/kafka', { schema: { tags: ['health'], summary: "The Kafka integration's figures: relay position and lag, commands handled, host reports, dead letters" } }, async (request, reply) => {
+    const stats = await options.kafkaStats?.();
+    if (stats === undefined || stats === null) return sendProblem(reply, request, problem(404, 'kafka-not-configured', 'this control plane runs without Kafka (VCP_KAFKA_BROKERS is not set)'));
+    return stats;
   });
 
   // ---------------------------------------------------------------- hosts
