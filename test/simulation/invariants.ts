@@ -36,7 +36,6 @@ type Obligation = {
   /** When the host's lease was last renewed: its death, as far as the control plane can know. */
   readonly failedAtMs: number;
   readonly dueAtMs: number;
-  readonly fromPosition: number;
 };
 
 export type InvariantStats = {
@@ -156,7 +155,6 @@ export class Invariants {
           incarnation,
           failedAtMs: renewedAtMs,
           dueAtMs: renewedAtMs + lease.leaseMs + lease.marginMs + waitMs + restartBoundMs,
-          fromPosition: this.oracle.position,
         });
       }
     }

@@ -3,7 +3,7 @@
  * after every step, and shrinks a failing list to a short one that still fails.
  */
 import type { ControlPlaneCore } from '../../services/control-plane/server.ts';
-import { type Invariants as InvariantsType, Invariants, type InvariantStats, type Violation } from './invariants.ts';
+import { Invariants, type InvariantStats, type Violation } from './invariants.ts';
 import { type Action, type GenerateOptions, type Step, describeStep, generateSteps } from './steps.ts';
 import { type CommandRecord, World } from './world.ts';
 
@@ -34,7 +34,7 @@ export type RunResult = {
 
 export async function runSteps(seed: number, steps: readonly Step[], options: SimOptions = defaultSimOptions, onEnd?: (world: World) => Promise<void>): Promise<RunResult> {
   const world = new World({ seed, hosts: options.hosts, ...(options.sabotage ? { sabotage: options.sabotage } : {}) });
-  const invariants: InvariantsType = new Invariants(world);
+  const invariants = new Invariants(world);
   const startMs = world.nowMs;
   let violations: Violation[] = [];
   let failedAt: number | null = null;
@@ -42,7 +42,6 @@ export async function runSteps(seed: number, steps: readonly Step[], options: Si
     await world.boot();
     for (let index = 0; index < steps.length; index++) {
       const step = steps[index]!;
-      world.setStep(index);
       retryFailedCommands(world, steps, index, seed);
       apply(world, step.action, index, seed);
       await world.advance(step.advanceMs);
@@ -54,7 +53,6 @@ export async function runSteps(seed: number, steps: readonly Step[], options: Si
     }
     if (failedAt === null) {
       // Heal everything and let the system converge: obligations still open must be met now.
-      world.setStep(steps.length);
       world.healAll();
       for (let elapsed = 0; elapsed < settleMs && violations.length === 0; elapsed += 10_000) {
         await world.advance(10_000);

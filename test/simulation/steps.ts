@@ -39,9 +39,6 @@ export type Action =
 
 export type Step = { readonly action: Action; readonly advanceMs: number };
 
-/** Actions that break something (the healing ones end a fault). */
-export const faultKinds = new Set<Action['kind']>(['guest-crash', 'host-crash', 'daemon-crash', 'cp-crash', 'cut', 'slow', 'duplicate', 'store-fail']);
-
 export type GenerateOptions = { readonly steps: number; readonly hosts: number; readonly partitions: number };
 
 export const hostIdOf = (index: number) => `h${index + 1}`;

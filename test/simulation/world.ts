@@ -89,7 +89,6 @@ export class World {
   private readonly restoreIds: () => void;
   private readonly previousStackTraceLimit: number;
   private pending = new Set<Promise<unknown>>();
-  private stepIndex = -1;
 
   constructor(readonly options: WorldOptions) {
     this.clock = FakeTimers.withGlobal(globalThis).install({
@@ -441,13 +440,6 @@ export class World {
     );
   }
 
-  setStep(index: number): void {
-    this.stepIndex = index;
-  }
-
-  get step(): number {
-    return this.stepIndex;
-  }
 
   private track(promise: Promise<unknown>): void {
     const settled = promise.then(
