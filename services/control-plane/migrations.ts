@@ -395,6 +395,15 @@ export class MigrationManager {
       memoryMiB: memoryToReserveMiB(p.spec),
       requiredHostId: m.targetHostId,
     };
+    // A pass that reserved and locked but crashed (or failed to append) before ReserveTarget: the
+    // partition is locked for this migration with its target; finish that step, never place anew
+    // (a second target would leave the log and the machines disagreeing on where it runs).
+    if (p.migration?.migrationId === m.migrationId) {
+      const lock = p.migration;
+      const placement = { policy: 'resumed', chosenHostId: lock.targetHostId, scores: [], rejected: [] };
+      await run({ type: 'ReserveTarget', targetHostId: lock.targetHostId, reservationId: lock.targetReservationId, placement }, 'reserve-target');
+      return;
+    }
     let placement = null;
     if (why === null) {
       const busy = [...counts.perHost.keys()].filter(full);

@@ -265,6 +265,11 @@ export function decidePartition(command: PartitionCommand, state: PartitionState
     case 'LockForMigration':
       if (state.status !== 'Running') return invalidTransition(state, 'live-migrate', 'only a Running partition can be live-migrated');
       if (locked) {
+        if (locked.migrationId === command.migrationId && locked.targetHostId !== command.targetHostId) {
+          return reject('conflict', 'migration-target-differs', `partition ${state.partitionId} is locked for migration ${locked.migrationId} to host ${locked.targetHostId}, not ${command.targetHostId}`, {
+            details: { currentState: state.status, migrationId: locked.migrationId },
+          });
+        }
         return locked.migrationId === command.migrationId
           ? accept()
           : reject('conflict', 'migration-in-progress', `partition ${state.partitionId} is already being migrated (migration ${locked.migrationId})`, {

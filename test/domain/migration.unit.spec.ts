@@ -704,6 +704,16 @@ describe('the partition during a migration', () => {
       partition.given(locked).when(lockForMigration()).then([]);
     });
 
+    it('refuses the same migration with another target (a retried pass that placed again)', () => {
+      // Found by the simulation (seed 1222): the lock said one host, the saga another, and HA later
+      // restarted the partition while the migrated copy still ran where the saga had put it.
+      const rejection = partition
+        .given(locked)
+        .when(lockForMigration({ targetHostId: thirdHostId }))
+        .thenRejects({ kind: 'conflict', code: 'migration-target-differs' });
+      expect(rejection.details).toEqual({ currentState: 'Running', migrationId });
+    });
+
     it('refuses another migration while locked', () => {
       const rejection = partition
         .given(locked)
