@@ -37,6 +37,7 @@ import { NotSingleObjectError, UnknownFingerprintError } from './codec.ts';
 import type { CommandOutcomeStore } from './command-outcomes.ts';
 import { type CommandCodec, type CommandType, commandCodec, commandResultSubject, isCommandType } from './command-schemas.ts';
 import { fingerprintHex } from './crc64.ts';
+import { errorText, runHandledConsumer } from './consumer-loop.ts';
 import type { TopicNames } from './kafka-config.ts';
 import type { IncomingMessage, KafkaClient, KafkaConsumer, KafkaHeaders, KafkaProducer, Log } from './kafka-port.ts';
 import { silentLog } from './kafka-port.ts';
@@ -383,7 +384,6 @@ class PoisonMessage extends Error {
 
 class Closing extends Error {}
 
-const errorText = (error: unknown): string => (error instanceof Error ? `${error.name}: ${error.message}` : String(error));
 
 export function requestHash(subject: string, value: unknown): string {
   return createHash('sha256').update(`${subject}\n${JSON.stringify(value)}`).digest('hex');
@@ -598,26 +598,17 @@ export async function startCommandConsumer(options: CommandConsumerOptions): Pro
     };
   };
 
-  try {
-    await consumer.run({
-      eachMessage: async (message) => {
-        try {
-          await handle(message);
-        } catch (error) {
-          // Left uncommitted: delivered again after the consumer restarts (or to the next owner).
-          if (!(error instanceof Closing)) {
-            lastError = errorText(error);
-            log.error({ err: error, topic: message.topic, partition: message.partition, offset: message.offset }, 'command message not processed; it will be delivered again');
-          }
-          throw error;
-        }
-      },
-    });
-  } catch (error) {
-    await consumer.close().catch(() => undefined);
-    await producer.close().catch(() => undefined);
-    throw error;
-  }
+  await runHandledConsumer({
+    consumer,
+    producer,
+    handle,
+    isClosing: (error) => error instanceof Closing,
+    onFailure: (error) => {
+      lastError = errorText(error);
+    },
+    what: 'command message',
+    log,
+  });
 
   let closed: Promise<void> | null = null;
   return {

@@ -27,6 +27,7 @@ import * as S from '../control-plane/http/schemas.ts';
 import { NotSingleObjectError, UnknownFingerprintError } from './codec.ts';
 import { dlqHeaders } from './commands.ts';
 import { type HostReportCodec, type HostReportKind, hostReportCodec, isHostReportKind } from './host-report-schemas.ts';
+import { errorText, runHandledConsumer } from './consumer-loop.ts';
 import type { TopicNames } from './kafka-config.ts';
 import type { IncomingMessage, KafkaClient, KafkaConsumer, KafkaHeaders, KafkaProducer, Log } from './kafka-port.ts';
 import { StopConsuming, silentLog } from './kafka-port.ts';
@@ -108,7 +109,6 @@ type DecodedReport = { readonly hostId: string; readonly correlationId: string |
   | { readonly kind: 'TelemetrySample'; readonly body: Static<typeof S.TelemetryInput> }
 );
 
-const errorText = (error: unknown): string => (error instanceof Error ? `${error.name}: ${error.message}` : String(error));
 
 /** The HTTP body a decoded report stands for (validated against the route's schema afterwards). */
 export function gatewayBody(kind: HostReportKind, value: Obj): unknown {
@@ -345,26 +345,17 @@ export async function startHostReportConsumer(options: HostReportConsumerOptions
     }
   };
 
-  try {
-    await consumer.run({
-      eachMessage: async (message) => {
-        try {
-          await handle(message);
-        } catch (error) {
-          // Left uncommitted: delivered again after the consumer restarts.
-          if (!(error instanceof Closing)) {
-            lastError = errorText(error);
-            log.error({ err: error, topic: message.topic, partition: message.partition, offset: message.offset }, 'host report not processed; it will be delivered again');
-          }
-          throw error;
-        }
-      },
-    });
-  } catch (error) {
-    await consumer.close().catch(() => undefined);
-    await producer.close().catch(() => undefined);
-    throw error;
-  }
+  await runHandledConsumer({
+    consumer,
+    producer,
+    handle,
+    isClosing: (error) => error instanceof Closing,
+    onFailure: (error) => {
+      lastError = errorText(error);
+    },
+    what: 'host report',
+    log,
+  });
 
   let closed: Promise<void> | null = null;
   return {
