@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import type avro from 'avsc';
 import { type SubjectCodec, createSubjectCodec } from './codec.ts';
-import { checkCompatibility, type CompatibilityProblem } from './compatibility.ts';
+import { checkSubjects, type CompatibilityProblem } from './compatibility.ts';
 import {
   type AvroType,
   type PublishedSchema,
@@ -73,14 +73,7 @@ export function loadCommandSchemaSet(dir: string = commandSchemasDir): CommandSc
 
 /** FULL_TRANSITIVE check of every command schema against its published versions. */
 export function checkCommandSchemaSet(set: CommandSchemaSet): { readonly problems: CompatibilityProblem[]; readonly unpublished: string[] } {
-  const problems: CompatibilityProblem[] = [];
-  const unpublished: string[] = [];
-  for (const [subject, type] of set.subjects) {
-    const versions = set.published.get(subject) ?? [];
-    if (versions.length === 0) unpublished.push(subject);
-    problems.push(...checkCompatibility(subject, type, versions));
-  }
-  return { problems, unpublished };
+  return checkSubjects(set.subjects, set.published);
 }
 
 export class UnknownCommandTypeError extends Error {

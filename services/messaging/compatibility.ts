@@ -35,11 +35,18 @@ export function checkCompatibility(subject: string, current: AvroType, published
 
 /** Every current schema against all its published versions, plus schemas that were never published. */
 export function checkSchemaSet(schemas: SchemaSet): { readonly problems: CompatibilityProblem[]; readonly unpublished: string[] } {
+  return checkSubjects(new Map<string, AvroType>([...schemas.events, ['Envelope', schemas.envelope]]), schemas.published);
+}
+
+/** The same check for any set of subjects (events, commands, host reports). */
+export function checkSubjects(
+  current: ReadonlyMap<string, AvroType>,
+  published: ReadonlyMap<string, readonly Pick<PublishedSchema, 'version' | 'type'>[]>,
+): { readonly problems: CompatibilityProblem[]; readonly unpublished: string[] } {
   const problems: CompatibilityProblem[] = [];
   const unpublished: string[] = [];
-  const current = new Map<string, AvroType>([...schemas.events, ['Envelope', schemas.envelope]]);
   for (const [subject, type] of current) {
-    const versions = schemas.published.get(subject) ?? [];
+    const versions = published.get(subject) ?? [];
     if (versions.length === 0) unpublished.push(subject);
     problems.push(...checkCompatibility(subject, type, versions));
   }

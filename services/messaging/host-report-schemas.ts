@@ -9,7 +9,7 @@
 import { join } from 'node:path';
 import { type SubjectCodec, createSubjectCodec } from './codec.ts';
 import { withDefaults } from './command-schemas.ts';
-import { type CompatibilityProblem, checkCompatibility } from './compatibility.ts';
+import { type CompatibilityProblem, checkSubjects } from './compatibility.ts';
 import { type AvroType, type PublishedSchema, type Registry, avscFiles, loadPublishedSchemas, loadSharedTypes, parseSchema, readJson, schemasDir } from './schemas.ts';
 
 export const hostReportNamespace = 'vcp.report';
@@ -56,14 +56,7 @@ export function loadHostReportSchemaSet(dir: string = hostReportSchemasDir): Hos
 
 /** FULL_TRANSITIVE check of every report schema against its published versions. */
 export function checkHostReportSchemaSet(set: HostReportSchemaSet): { readonly problems: CompatibilityProblem[]; readonly unpublished: string[] } {
-  const problems: CompatibilityProblem[] = [];
-  const unpublished: string[] = [];
-  for (const [subject, type] of set.subjects) {
-    const versions = set.published.get(subject) ?? [];
-    if (versions.length === 0) unpublished.push(subject);
-    problems.push(...checkCompatibility(subject, type, versions));
-  }
-  return { problems, unpublished };
+  return checkSubjects(set.subjects, set.published);
 }
 
 export class UnknownHostReportKindError extends Error {
