@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { beforeEach, describe, inject } from 'vitest';
+import { waitFor } from './processes.ts';
 import {
   type IncomingMessage,
   type KafkaClient,
@@ -105,20 +106,9 @@ export async function testKafka(name: string, partitions = 3): Promise<TestKafka
   return { config, client, topics: topicNames(config.topicPrefix) };
 }
 
-/** Polls until `probe` returns a value (not undefined), or fails after timeoutMs. */
-export async function eventually<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000, intervalMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
+/** waitFor (test/support/processes.ts) with the longer default a Kafka round trip on a fresh broker wants. */
+export function eventually<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000, intervalMs = 100): Promise<T> {
+  return waitFor(what, probe, timeoutMs, intervalMs);
 }
 
 export type Collector = {
