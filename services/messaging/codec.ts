@@ -16,6 +16,15 @@
  */
 import type { RecordedEvent } from '../eventstore/port.ts';
 import { fingerprintHex, fingerprintLE } from './crc64.ts';
+import {
+  CONFLUENT_HEADER_LENGTH,
+  CONFLUENT_MAGIC,
+  type RegistryFraming,
+  SchemaIdNotLoadedError,
+  SchemaRegistryError,
+  SchemaRegistryUnavailableError,
+  UnknownSchemaIdError,
+} from './schema-registry.ts';
 import { type AvroType, type PublishedSchema, type SchemaSet, fingerprintOf, loadSchemaSet } from './schemas.ts';
 import { SchemaMismatchError, fromAvro, invalidPaths, toAvro } from './values.ts';
 
@@ -58,8 +67,13 @@ export type EventCodec = {
   decodeEvent(bytes: Uint8Array): DecodedEvent;
   encodeEnvelope(recorded: RecordedEvent): Buffer;
   decodeEnvelope(bytes: Uint8Array): RecordedEvent;
+  /** decodeEnvelope, loading the schema-registry ids it meets first (see SubjectCodec). */
+  decodeEnvelopeAsync(bytes: Uint8Array): Promise<RecordedEvent>;
   /** CRC-64-AVRO of the current schema of an event type (or `Envelope`). */
   fingerprint(subject: string): bigint;
+  /** Registers the event schemas and the envelope with the schema registry, if there is one. */
+  prepare(): Promise<void>;
+  readonly framing: WireFraming;
 };
 
 /** Split single-object bytes into the fingerprint (LE hex) and the body. */
@@ -77,13 +91,53 @@ export function readHeader(bytes: Uint8Array): { readonly fingerprint: string; r
  * Single-object encoding over any set of named schemas ("subjects": event types and Envelope for
  * events; command types and CommandResult for commands). Data written with a published version
  * is read into the current schema through a resolver.
+ *
+ * Given a schema registry (schema-registry.ts), it writes Confluent framing instead (`00` + the
+ * schema's registry id), once `prepare()` has registered its schemas, and it reads both framings:
+ * `decode` reads what it can without the network and throws SchemaIdNotLoadedError for a registry
+ * id it has not seen; `decodeAsync` loads such ids and decodes again.
  */
 export type SubjectCodec = {
   encode(subject: string, value: unknown): Buffer;
   decode(bytes: Uint8Array): { readonly subject: string; readonly value: unknown };
+  decodeAsync(bytes: Uint8Array): Promise<{ readonly subject: string; readonly value: unknown }>;
   fingerprint(subject: string): bigint;
   has(subject: string): boolean;
+  /** Registers the current schemas with the registry (at once without one). Encoding waits for nothing: call it first. */
+  prepare(): Promise<void>;
+  /** `single-object` or `confluent` (with a registry): what encode writes. */
+  readonly framing: WireFraming;
 };
+
+export type WireFraming = 'single-object' | 'confluent';
+
+/** Runs `decode`, loading from the registry each schema id it lacks (the envelope's, then its payload's). */
+export async function decodeLoading<T>(framing: RegistryFraming | null, decode: () => T): Promise<T> {
+  for (let loaded = 0; ; loaded++) {
+    try {
+      return decode();
+    } catch (error) {
+      if (!(error instanceof SchemaIdNotLoadedError) || framing === null || loaded >= 8) throw error;
+      await framing.load(error.id);
+    }
+  }
+}
+
+/**
+ * Why bytes are a poison message (never decodable, whatever is retried), or null when the failure
+ * is transient (the schema registry cannot be reached): the message is then delivered again.
+ */
+export type UndecodableReason = 'not-avro-single-object' | 'unknown-schema-fingerprint' | 'unknown-schema-id' | 'undecodable';
+
+export function poisonReason(error: unknown): { readonly reason: UndecodableReason; readonly detail: string } | null {
+  const detail = error instanceof Error ? error.message : String(error);
+  if (error instanceof SchemaRegistryUnavailableError) return null;
+  if (error instanceof SchemaRegistryError && (error.status === 401 || error.status === 403)) return null;
+  if (error instanceof NotSingleObjectError) return { reason: 'not-avro-single-object', detail };
+  if (error instanceof UnknownFingerprintError) return { reason: 'unknown-schema-fingerprint', detail };
+  if (error instanceof UnknownSchemaIdError || error instanceof SchemaRegistryError) return { reason: 'unknown-schema-id', detail };
+  return { reason: 'undecodable', detail: `the Avro body does not decode with its writer schema: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}` };
+}
 
 type Reader = {
   readonly subject: string;
@@ -98,10 +152,54 @@ export function createSubjectCodec(
   unknownSubject: (subject: string) => Error = (subject) => new UnknownEventTypeError(subject),
   /** Where the known schemas live, for the unknown-fingerprint message. */
   where?: string,
+  /** Given: Confluent framing with this registry's ids. */
+  registry: RegistryFraming | null = null,
 ): SubjectCodec {
   const headers = new Map<string, Buffer>();
   const fingerprints = new Map<string, bigint>();
   const readers = new Map<string, Reader>();
+  /** Confluent headers per subject, once the registry gave the id. */
+  const registryHeaders = new Map<string, Buffer>();
+  /** Readers per registry id, as they are met. */
+  const registryReaders = new Map<number, Reader>();
+  const subjectsByName = new Map<string, string>();
+  for (const [subject, type] of current) if (type.name !== undefined) subjectsByName.set(type.name, subject);
+
+  const registryHeader = (subject: string, type: AvroType): Buffer => {
+    const known = registryHeaders.get(subject);
+    if (known !== undefined) return known;
+    const id = registry?.idOf(type);
+    if (id === undefined) throw new Error(`${type.name ?? subject} has no schema-registry id yet: the codec's prepare() must finish before it encodes`);
+    const header = Buffer.alloc(CONFLUENT_HEADER_LENGTH);
+    header.writeUInt8(CONFLUENT_MAGIC, 0);
+    header.writeUInt32BE(id, 1);
+    registryHeaders.set(subject, header);
+    return header;
+  };
+
+  const registryReader = (id: number): Reader => {
+    const known = registryReaders.get(id);
+    if (known !== undefined) return known;
+    if (registry === null) {
+      throw new NotSingleObjectError(`Confluent schema-registry framing (schema id ${id}), but no schema registry is configured (VCP_SCHEMA_REGISTRY_URL)`);
+    }
+    const writer = registry.writerOf(id);
+    if (writer === undefined) throw new SchemaIdNotLoadedError(id);
+    const subject = writer.name === undefined ? undefined : subjectsByName.get(writer.name);
+    const reader = subject === undefined ? undefined : current.get(subject);
+    if (subject === undefined || reader === undefined) throw new UnknownSchemaIdError(id, `it is ${writer.name ?? 'an unnamed schema'}, which this reader does not know ${where ?? ''}`.trimEnd());
+    let resolver: Reader['resolver'] = null;
+    if (fingerprintOf(writer) !== fingerprintOf(reader)) {
+      try {
+        resolver = reader.createResolver(writer);
+      } catch (error) {
+        throw new UnknownSchemaIdError(id, `${writer.name} as registered cannot be read as the current schema: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
+    const found: Reader = { subject, writer, reader, resolver };
+    registryReaders.set(id, found);
+    return found;
+  };
   for (const [subject, type] of current) {
     const fp = fingerprintOf(type);
     fingerprints.set(subject, fp);
@@ -116,6 +214,23 @@ export function createSubjectCodec(
       if (!readers.has(key)) readers.set(key, { subject, writer: type, reader, resolver: reader.createResolver(type) });
     }
   }
+  const decode = (bytes: Uint8Array): { readonly subject: string; readonly value: unknown } => {
+    let found: Reader | undefined;
+    let body: Buffer;
+    if (bytes.length >= CONFLUENT_HEADER_LENGTH && bytes[0] === CONFLUENT_MAGIC) {
+      const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      found = registryReader(buf.readUInt32BE(1));
+      body = buf.subarray(CONFLUENT_HEADER_LENGTH);
+    } else {
+      const header = readHeader(bytes);
+      found = readers.get(header.fingerprint);
+      if (found === undefined) throw new UnknownFingerprintError(header.fingerprint, where);
+      body = header.body;
+    }
+    const raw = found.resolver === null ? found.reader.fromBuffer(body) : found.reader.fromBuffer(body, found.resolver);
+    return { subject: found.subject, value: fromAvro(found.reader, raw) };
+  };
+
   return {
     encode: (subject, value) => {
       const type = current.get(subject);
@@ -126,15 +241,14 @@ export function createSubjectCodec(
       if (!type.isValid(avroValue)) {
         throw new SchemaMismatchError(type.name ?? subject, '', `does not match the schema: ${invalidPaths(type, avroValue).join('; ')}`);
       }
-      return Buffer.concat([header, type.toBuffer(avroValue)]);
+      return Buffer.concat([registry === null ? header : registryHeader(subject, type), type.toBuffer(avroValue)]);
     },
-    decode: (bytes) => {
-      const { fingerprint, body } = readHeader(bytes);
-      const found = readers.get(fingerprint);
-      if (found === undefined) throw new UnknownFingerprintError(fingerprint, where);
-      const raw = found.resolver === null ? found.reader.fromBuffer(body) : found.reader.fromBuffer(body, found.resolver);
-      return { subject: found.subject, value: fromAvro(found.reader, raw) };
+    decode,
+    decodeAsync: (bytes) => decodeLoading(registry, () => decode(bytes)),
+    prepare: async () => {
+      if (registry !== null) await registry.register(current.values());
     },
+    framing: registry === null ? 'single-object' : 'confluent',
     fingerprint: (subject) => {
       const fp = fingerprints.get(subject);
       if (fp === undefined) throw unknownSubject(subject);
@@ -144,8 +258,8 @@ export function createSubjectCodec(
   };
 }
 
-export function createCodec(schemas: SchemaSet = loadSchemaSet()): EventCodec {
-  const subjects = createSubjectCodec(new Map<string, AvroType>([...schemas.events, ['Envelope', schemas.envelope]]), schemas.published);
+export function createCodec(schemas: SchemaSet = loadSchemaSet(), registry: RegistryFraming | null = null): EventCodec {
+  const subjects = createSubjectCodec(new Map<string, AvroType>([...schemas.events, ['Envelope', schemas.envelope]]), schemas.published, undefined, undefined, registry);
   const encode = subjects.encode;
   const decode = subjects.decode;
 
@@ -153,6 +267,15 @@ export function createCodec(schemas: SchemaSet = loadSchemaSet()): EventCodec {
     const { subject, value } = decode(bytes);
     if (subject === 'Envelope') throw new NotSingleObjectError('these bytes hold a vcp.Envelope, not an event: use decodeEnvelope');
     return { type: subject, data: value as DecodedEvent['data'] };
+  };
+
+  const decodeEnvelope = (bytes: Uint8Array): RecordedEvent => {
+    const { subject, value } = decode(bytes);
+    if (subject !== 'Envelope') throw new NotSingleObjectError(`these bytes hold a vcp.${subject} event, not a vcp.Envelope: use decodeEvent`);
+    const { payload, ...meta } = value as { payload: Buffer } & Omit<RecordedEvent, 'data'>;
+    const event = decodeEvent(payload);
+    if (event.type !== meta.type) throw new Error(`envelope of type ${meta.type} carries a vcp.${event.type} payload`);
+    return { ...meta, data: event.data as RecordedEvent['data'] };
   };
 
   return {
@@ -168,15 +291,11 @@ export function createCodec(schemas: SchemaSet = loadSchemaSet()): EventCodec {
       if (!schemas.events.has(recorded.type)) throw new UnknownEventTypeError(recorded.type);
       return encode('Envelope', { ...meta, payload });
     },
-    decodeEnvelope: (bytes) => {
-      const { subject, value } = decode(bytes);
-      if (subject !== 'Envelope') throw new NotSingleObjectError(`these bytes hold a vcp.${subject} event, not a vcp.Envelope: use decodeEvent`);
-      const { payload, ...meta } = value as { payload: Buffer } & Omit<RecordedEvent, 'data'>;
-      const event = decodeEvent(payload);
-      if (event.type !== meta.type) throw new Error(`envelope of type ${meta.type} carries a vcp.${event.type} payload`);
-      return { ...meta, data: event.data as RecordedEvent['data'] };
-    },
+    decodeEnvelope,
+    decodeEnvelopeAsync: (bytes) => decodeLoading(registry, () => decodeEnvelope(bytes)),
     fingerprint: (subject) => subjects.fingerprint(subject),
+    prepare: () => subjects.prepare(),
+    framing: subjects.framing,
   };
 }
 

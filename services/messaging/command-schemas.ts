@@ -7,6 +7,7 @@
 import { join } from 'node:path';
 import type avro from 'avsc';
 import { type SubjectCodec, createSubjectCodec } from './codec.ts';
+import type { RegistryFraming } from './schema-registry.ts';
 import { checkSubjects, type CompatibilityProblem } from './compatibility.ts';
 import {
   type AvroType,
@@ -115,8 +116,8 @@ export function withDefaults(type: AvroType, value: unknown): unknown {
   }
 }
 
-export function createCommandCodec(set: CommandSchemaSet = loadCommandSchemaSet()): CommandCodec {
-  const subjects = createSubjectCodec(set.subjects, set.published, (subject) => new UnknownCommandTypeError(subject), 'under schemas/commands/ or schemas/commands/published/');
+export function createCommandCodec(set: CommandSchemaSet = loadCommandSchemaSet(), registry: RegistryFraming | null = null): CommandCodec {
+  const subjects = createSubjectCodec(set.subjects, set.published, (subject) => new UnknownCommandTypeError(subject), 'under schemas/commands/ or schemas/commands/published/', registry);
   return {
     schemas: set,
     ...subjects,

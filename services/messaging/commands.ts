@@ -33,7 +33,7 @@ import type { MigrationManager } from '../control-plane/migrations.ts';
 import type { ControlPlaneService } from '../control-plane/service.ts';
 import { type PartitionCommand, type Rejection, hostStreamId, migrationStreamId } from '../domain/index.ts';
 import { EventIdConflictError, type EventStore, type RecordedEvent, WrongExpectedVersionError, appendEventsCountMax } from '../eventstore/index.ts';
-import { NotSingleObjectError, UnknownFingerprintError } from './codec.ts';
+import { type UndecodableReason, poisonReason } from './codec.ts';
 import type { CommandOutcomeStore } from './command-outcomes.ts';
 import { type CommandCodec, type CommandType, commandCodec, commandResultSubject, isCommandType } from './command-schemas.ts';
 import { fingerprintHex } from './crc64.ts';
@@ -69,9 +69,8 @@ export const dlqHeaders = {
 /** Why a message went to the DLQ (the vcp-dlq-reason header). */
 export type DlqReason =
   | 'empty-value'
-  | 'not-avro-single-object'
-  | 'unknown-schema-fingerprint'
-  | 'undecodable'
+  /** not-avro-single-object, unknown-schema-fingerprint, unknown-schema-id, undecodable */
+  | UndecodableReason
   | 'not-a-command'
   | 'invalid-command-metadata'
   | 'dispatch-failed';
@@ -401,6 +400,8 @@ export async function startCommandConsumer(options: CommandConsumerOptions): Pro
   let lastError: string | null = null;
   let closing = false;
 
+  // With a schema registry: CommandResult's id (and the commands'), before the first result.
+  await codec.prepare();
   const producer: KafkaProducer = await client.producer();
   let consumer: KafkaConsumer;
   try {
@@ -442,15 +443,16 @@ export async function startCommandConsumer(options: CommandConsumerOptions): Pro
     ]);
   };
 
-  const decode = (message: IncomingMessage): { type: CommandType; command: Obj } => {
+  const decode = async (message: IncomingMessage): Promise<{ type: CommandType; command: Obj }> => {
     if (message.value === null || message.value.length === 0) throw new PoisonMessage('empty-value', 'the message has no value');
     let decoded: { subject: string; value: unknown };
     try {
-      decoded = codec.decode(message.value);
+      decoded = await codec.decodeAsync(message.value);
     } catch (error) {
-      if (error instanceof NotSingleObjectError) throw new PoisonMessage('not-avro-single-object', error.message);
-      if (error instanceof UnknownFingerprintError) throw new PoisonMessage('unknown-schema-fingerprint', error.message);
-      throw new PoisonMessage('undecodable', `the Avro body does not decode with its writer schema: ${errorText(error)}`);
+      const poison = poisonReason(error);
+      // The schema registry is out of reach: not the message's fault, so it is delivered again.
+      if (poison === null) throw error;
+      throw new PoisonMessage(poison.reason, poison.detail);
     }
     if (!isCommandType(decoded.subject)) throw new PoisonMessage('not-a-command', `vcp.command.${decoded.subject} is not a command`);
     const command = decoded.value as Obj;
@@ -499,7 +501,7 @@ export async function startCommandConsumer(options: CommandConsumerOptions): Pro
     counters.received += 1;
     let decoded: { type: CommandType; command: Obj };
     try {
-      decoded = decode(message);
+      decoded = await decode(message);
     } catch (error) {
       if (!(error instanceof PoisonMessage)) throw error;
       await deadLetter(message, error.reason, error.message);
@@ -516,7 +518,7 @@ export async function startCommandConsumer(options: CommandConsumerOptions): Pro
     if (earlier !== null) {
       if (earlier.requestHash === hash) {
         counters.replayed += 1;
-        const first = codec.decode(earlier.result).value as CommandResultValue;
+        const first = (await codec.decodeAsync(earlier.result)).value as CommandResultValue;
         log.info({ ...logFields, outcome: first.outcome }, 'repeated command id: publishing its first result again');
         await publishResult(earlier.result, first, true);
         return;

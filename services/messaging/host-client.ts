@@ -39,14 +39,16 @@
 import { randomUUID } from 'node:crypto';
 import { concernsHost } from '../domain/index.ts';
 import type { ControlPlaneClient, Desired, DirectiveMessage, Report } from '../node-daemon/index.ts';
-import { type EventCodec, codec as defaultEventCodec } from './codec.ts';
+import { type EventCodec, createCodec, codec as defaultEventCodec } from './codec.ts';
 import { fingerprintHex } from './crc64.ts';
-import { type HostReportCodec, type HostReportKind, hostReportCodec } from './host-report-schemas.ts';
+import { type HostReportCodec, type HostReportKind, createHostReportCodec, hostReportCodec, loadHostReportSchemaSet } from './host-report-schemas.ts';
 import { type KafkaConfig, type TopicNames, consumerGroups, topicNames } from './kafka-config.ts';
 import type { IncomingMessage, KafkaAdmin, KafkaClient, KafkaConsumer, KafkaProducer, Log } from './kafka-port.ts';
 import { StopConsuming, silentLog } from './kafka-port.ts';
 import { createKafkajsClient } from './kafkajs-adapter.ts';
 import { eventHeaders } from './relay.ts';
+import { registryFraming } from './schema-registry.ts';
+import { loadSchemaSet } from './schemas.ts';
 
 export const hostReportHeaders = {
   hostId: 'vcp-host-id',
@@ -133,7 +135,7 @@ function directiveStream(hostId: string, after: number, codec: EventCodec, count
     end();
   };
 
-  const directiveOf = (message: IncomingMessage): Directive => {
+  const directiveOf = async (message: IncomingMessage): Promise<Directive> => {
     const type = message.headers[eventHeaders.eventType];
     // An event type this daemon has no schema for (a newer control plane): passed on without its
     // data, so the daemon skips it with a warning, as it does an unknown type over HTTP.
@@ -144,7 +146,7 @@ function directiveStream(hostId: string, after: number, codec: EventCodec, count
       return { eventId, type, globalPosition, data: {} };
     }
     if (message.value === null) throw new Error(`directive at offset ${message.offset} has no value`);
-    const event = codec.decodeEnvelope(message.value);
+    const event = await codec.decodeEnvelopeAsync(message.value);
     // The relay keys a directive with a host it concerns; anything else is a bug upstream.
     if (!concernsHost(event.type, event.data, hostId)) throw new Error(`${event.type} ${event.eventId} is keyed with host ${hostId} but does not concern it`);
     return { eventId: event.eventId, type: event.type, globalPosition: event.globalPosition, data: event.data };
@@ -156,7 +158,7 @@ function directiveStream(hostId: string, after: number, codec: EventCodec, count
     if (message.key?.toString('utf8') !== hostId) return;
     let directive: Directive;
     try {
-      directive = directiveOf(message);
+      directive = await directiveOf(message);
     } catch (error) {
       // Never skip a directive of ours that cannot be read: the stream fails, the daemon
       // reconnects (with backoff) and meets it again, so the problem stays visible.
@@ -241,8 +243,20 @@ export function createKafkaHostClient(options: KafkaHostClientOptions): KafkaHos
     }
   };
 
+  /** With a schema registry: the report schemas' ids, once (tried again after a failure). */
+  let prepared: Promise<void> | null = null;
+  const prepare = (): Promise<void> => {
+    prepared ??= reportCodec.prepare().catch((error: unknown) => {
+      prepared = null;
+      lastError = errorText(error);
+      throw error;
+    });
+    return prepared;
+  };
+
   const send = async (kind: HostReportKind, value: { [key: string]: unknown }, correlationId: string | null): Promise<void> => {
     if (closed) throw new Error('the Kafka host client is closed');
+    await prepare();
     const bytes = reportCodec.encode(kind, value);
     producer ??= client.producer();
     let connected: KafkaProducer;
@@ -425,5 +439,8 @@ export function createKafkaHostClient(options: KafkaHostClientOptions): KafkaHos
  * and the HTTP client of embedded mode for what needs an answer.
  */
 export function createKafkaControlPlaneClient(config: KafkaConfig, hostId: string, http: ControlPlaneClient, requestTimeoutMs: number, log: Log): KafkaHostClient {
-  return createKafkaHostClient({ hostId, client: createKafkajsClient(config, log), topicPrefix: config.topicPrefix, http, consumedWaitMsMax: requestTimeoutMs, log });
+  // With a schema registry: reports in Confluent framing; directives are read in either framing.
+  const registry = registryFraming(config.schemaRegistry);
+  const codecs = registry === null ? {} : { codec: createCodec(loadSchemaSet(), registry), reportCodec: createHostReportCodec(loadHostReportSchemaSet(), registry) };
+  return createKafkaHostClient({ hostId, client: createKafkajsClient(config, log), topicPrefix: config.topicPrefix, http, consumedWaitMsMax: requestTimeoutMs, log, ...codecs });
 }

@@ -8,6 +8,7 @@
  */
 import { join } from 'node:path';
 import { type SubjectCodec, createSubjectCodec } from './codec.ts';
+import type { RegistryFraming } from './schema-registry.ts';
 import { withDefaults } from './command-schemas.ts';
 import { type CompatibilityProblem, checkSubjects } from './compatibility.ts';
 import { type AvroType, type PublishedSchema, type Registry, avscFiles, loadPublishedSchemas, loadSharedTypes, parseSchema, readJson, schemasDir } from './schemas.ts';
@@ -68,8 +69,8 @@ export class UnknownHostReportKindError extends Error {
 
 export type HostReportCodec = SubjectCodec & { readonly schemas: HostReportSchemaSet };
 
-export function createHostReportCodec(set: HostReportSchemaSet = loadHostReportSchemaSet()): HostReportCodec {
-  const subjects = createSubjectCodec(set.subjects, set.published, (subject) => new UnknownHostReportKindError(subject), 'under schemas/host-reports/ or schemas/host-reports/published/');
+export function createHostReportCodec(set: HostReportSchemaSet = loadHostReportSchemaSet(), registry: RegistryFraming | null = null): HostReportCodec {
+  const subjects = createSubjectCodec(set.subjects, set.published, (subject) => new UnknownHostReportKindError(subject), 'under schemas/host-reports/ or schemas/host-reports/published/', registry);
   return {
     schemas: set,
     ...subjects,

@@ -24,7 +24,7 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import type { Static } from 'typebox';
 import type { DaemonGateway } from '../control-plane/daemon-gateway.ts';
 import * as S from '../control-plane/http/schemas.ts';
-import { NotSingleObjectError, UnknownFingerprintError } from './codec.ts';
+import { type UndecodableReason, poisonReason } from './codec.ts';
 import { dlqHeaders } from './commands.ts';
 import { type HostReportCodec, type HostReportKind, hostReportCodec, isHostReportKind } from './host-report-schemas.ts';
 import { errorText, runHandledConsumer } from './consumer-loop.ts';
@@ -38,9 +38,8 @@ export type HostReportTargets = Pick<DaemonGateway, 'reports' | 'migrationReport
 /** Why a report went to the DLQ (the vcp-dlq-reason header). */
 export type HostReportDlqReason =
   | 'empty-value'
-  | 'not-avro-single-object'
-  | 'unknown-schema-fingerprint'
-  | 'undecodable'
+  /** not-avro-single-object, unknown-schema-fingerprint, unknown-schema-id, undecodable */
+  | UndecodableReason
   | 'key-mismatch'
   | 'invalid-report'
   | 'unknown-host';
@@ -212,15 +211,16 @@ export async function startHostReportConsumer(options: HostReportConsumerOptions
   };
 
   /** Decodes and validates one message, or throws PoisonReport. */
-  const decode = (message: IncomingMessage): DecodedReport => {
+  const decode = async (message: IncomingMessage): Promise<DecodedReport> => {
     if (message.value === null || message.value.length === 0) throw new PoisonReport('empty-value', 'the message has no value');
     let decoded: { subject: string; value: unknown };
     try {
-      decoded = codec.decode(message.value);
+      decoded = await codec.decodeAsync(message.value);
     } catch (error) {
-      if (error instanceof NotSingleObjectError) throw new PoisonReport('not-avro-single-object', error.message);
-      if (error instanceof UnknownFingerprintError) throw new PoisonReport('unknown-schema-fingerprint', error.message);
-      throw new PoisonReport('undecodable', `the Avro body does not decode with its writer schema: ${errorText(error)}`);
+      const poison = poisonReason(error);
+      // The schema registry is out of reach: not the message's fault, so it is delivered again.
+      if (poison === null) throw error;
+      throw new PoisonReport(poison.reason, poison.detail);
     }
     // The codec knows only the kinds (loadHostReportSchemaSet refuses any other schema).
     if (!isHostReportKind(decoded.subject)) throw new Error(`vcp.report.${decoded.subject} decoded, but it is not a kind of host report`);
@@ -332,7 +332,7 @@ export async function startHostReportConsumer(options: HostReportConsumerOptions
     counters.received += 1;
     let report: DecodedReport;
     try {
-      report = decode(message);
+      report = await decode(message);
     } catch (error) {
       if (!(error instanceof PoisonReport)) throw error;
       await deadLetter(message, error.reason, error.message);

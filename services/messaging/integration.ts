@@ -9,13 +9,18 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Projections } from '../control-plane/projections.ts';
 import type { EventStore } from '../eventstore/index.ts';
+import { type EventCodec, createCodec } from './codec.ts';
 import { openSqliteCommandOutcomeStore } from './command-outcomes.ts';
+import { type CommandCodec, createCommandCodec, loadCommandSchemaSet } from './command-schemas.ts';
+import { type HostReportCodec, createHostReportCodec, loadHostReportSchemaSet } from './host-report-schemas.ts';
 import { type CommandConsumer, type CommandConsumerStats, type CommandTargets, startCommandConsumer } from './commands.ts';
 import { type HostReportConsumer, type HostReportConsumerStats, type HostReportTargets, startHostReportConsumer } from './host-reports.ts';
 import { type KafkaConfig, consumerGroups, describeKafkaConfig, resolveReplicationFactor, topicNames, topicSpecs } from './kafka-config.ts';
 import type { KafkaClient, Log, TopicReport } from './kafka-port.ts';
 import { createKafkajsClient } from './kafkajs-adapter.ts';
 import { type Relay, type RelayStats, fileCheckpoint, startRelay } from './relay.ts';
+import { registryFraming } from './schema-registry.ts';
+import { loadSchemaSet } from './schemas.ts';
 
 export type KafkaIntegrationOptions = CommandTargets & {
   readonly store: EventStore;
@@ -89,10 +94,37 @@ export async function startKafkaIntegration(options: KafkaIntegrationOptions): P
     else log.info({ topic: report.name, status: report.status }, 'Kafka topic ready');
   }
 
+  // Confluent framing when a schema registry is configured: every schema vcp writes is
+  // registered now, so a registry that refuses one (an incompatible change) stops start-up.
+  const codecs: { events?: EventCodec; commands?: CommandCodec; reports?: HostReportCodec } = {};
+  const registry = registryFraming(config.schemaRegistry);
+  if (registry !== null) {
+    codecs.events = createCodec(loadSchemaSet(), registry);
+    codecs.commands = createCommandCodec(loadCommandSchemaSet(), registry);
+    codecs.reports = createHostReportCodec(loadHostReportSchemaSet(), registry);
+    try {
+      await codecs.events.prepare();
+      await codecs.commands.prepare();
+      await codecs.reports.prepare();
+    } catch (error) {
+      const why = error instanceof Error ? error.message : String(error);
+      throw new Error(`schema registry at ${registry.url} (VCP_SCHEMA_REGISTRY_URL): ${why}`, { cause: error });
+    }
+    log.info({ schemaRegistry: registry.url }, 'schemas registered: messages use Confluent schema-registry framing');
+  }
+
   mkdirSync(dataDir, { recursive: true });
   const checkpoint = fileCheckpoint(join(dataDir, relayCheckpointFile));
   const projections = options.projections;
-  const relayOptions = { store, client, topics, checkpoint, log, ...(projections === undefined ? {} : { applied: (position: number) => projections.waitFor(position) }) };
+  const relayOptions = {
+    store,
+    client,
+    topics,
+    checkpoint,
+    log,
+    ...(codecs.events === undefined ? {} : { codec: codecs.events }),
+    ...(projections === undefined ? {} : { applied: (position: number) => projections.waitFor(position) }),
+  };
   let relay: Relay = await startRelay(relayOptions);
   let relayRestarts = 0;
   let closing = false;
@@ -142,6 +174,7 @@ export async function startKafkaIntegration(options: KafkaIntegrationOptions): P
       store,
       outcomes,
       log,
+      ...(codecs.commands === undefined ? {} : { codec: codecs.commands }),
     });
   } catch (error) {
     closing = true;
@@ -153,7 +186,14 @@ export async function startKafkaIntegration(options: KafkaIntegrationOptions): P
   let hostReports: HostReportConsumer | null = null;
   if (options.gateway !== undefined) {
     try {
-      hostReports = await startHostReportConsumer({ client, topics, groupId: consumerGroups(config.topicPrefix).hostReports, gateway: options.gateway, log });
+      hostReports = await startHostReportConsumer({
+        client,
+        topics,
+        groupId: consumerGroups(config.topicPrefix).hostReports,
+        gateway: options.gateway,
+        log,
+        ...(codecs.reports === undefined ? {} : { codec: codecs.reports }),
+      });
     } catch (error) {
       closing = true;
       await commands.close();

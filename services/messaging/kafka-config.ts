@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { TopicSpec } from './kafka-port.ts';
+import type { SchemaRegistryConfig } from './schema-registry.ts';
 
 export type SaslMechanism = 'plain' | 'scram-sha-256' | 'scram-sha-512';
 
@@ -20,6 +21,8 @@ export type KafkaConfig = {
   readonly partitions: number;
   /** Replicas of each topic vcp creates; null = min(3, brokers in the cluster). */
   readonly replicationFactor: number | null;
+  /** Given: Confluent schema-registry framing (schema-registry.ts) instead of single-object encoding. */
+  readonly schemaRegistry: SchemaRegistryConfig | null;
 };
 
 export type KafkaConfigResult =
@@ -38,6 +41,9 @@ export const kafkaEnv = {
   topicPrefix: 'VCP_KAFKA_TOPIC_PREFIX',
   partitions: 'VCP_KAFKA_PARTITIONS',
   replicationFactor: 'VCP_KAFKA_REPLICATION_FACTOR',
+  schemaRegistryUrl: 'VCP_SCHEMA_REGISTRY_URL',
+  schemaRegistryUsername: 'VCP_SCHEMA_REGISTRY_USERNAME',
+  schemaRegistryPassword: 'VCP_SCHEMA_REGISTRY_PASSWORD',
 } as const;
 
 export const kafkaConfigDefaults = { clientId: 'vcp-control-plane', partitions: 6 } as const;
@@ -140,11 +146,39 @@ function parse(env: Env): KafkaConfigResult {
   if (sasl?.mechanism === 'plain' && !sslOn) {
     warnings.push(`${kafkaEnv.saslMechanism}=plain without ${kafkaEnv.ssl}=true sends the password in clear text`);
   }
+  const schemaRegistry = parseSchemaRegistry(get(kafkaEnv.schemaRegistryUrl), env[kafkaEnv.schemaRegistryUsername], env[kafkaEnv.schemaRegistryPassword]);
+  if (schemaRegistry?.username != null && schemaRegistry.url.startsWith('http:')) {
+    warnings.push(`${kafkaEnv.schemaRegistryUsername} with an http: ${kafkaEnv.schemaRegistryUrl} sends the password in clear text`);
+  }
   return {
     ok: true,
-    config: { brokers, clientId, ssl: sslOn ? { ca, caFile } : null, sasl, topicPrefix, partitions, replicationFactor },
+    config: { brokers, clientId, ssl: sslOn ? { ca, caFile } : null, sasl, topicPrefix, partitions, replicationFactor, schemaRegistry },
     warnings,
   };
+}
+
+function parseSchemaRegistry(urlText: string | undefined, username: string | undefined, password: string | undefined): SchemaRegistryConfig | null {
+  if (urlText === undefined) {
+    if (username !== undefined || password !== undefined) {
+      throw new Invalid(kafkaEnv.schemaRegistryUrl, `is required when ${username !== undefined ? kafkaEnv.schemaRegistryUsername : kafkaEnv.schemaRegistryPassword} is set`);
+    }
+    return null;
+  }
+  let url: URL;
+  try {
+    url = new URL(urlText);
+  } catch {
+    throw new Invalid(kafkaEnv.schemaRegistryUrl, `'${urlText}' is not a URL (such as http://schema-registry:8081)`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Invalid(kafkaEnv.schemaRegistryUrl, `must be http: or https:, got ${url.protocol}`);
+  if (url.username !== '' || url.password !== '') {
+    throw new Invalid(kafkaEnv.schemaRegistryUrl, `must not carry credentials: set ${kafkaEnv.schemaRegistryUsername} and ${kafkaEnv.schemaRegistryPassword}`);
+  }
+  if (url.search !== '' || url.hash !== '') throw new Invalid(kafkaEnv.schemaRegistryUrl, 'must have no query or fragment');
+  if ((username === undefined || username === '') !== (password === undefined || password === '')) {
+    throw new Invalid(username ? kafkaEnv.schemaRegistryPassword : kafkaEnv.schemaRegistryUsername, `is required with ${username ? kafkaEnv.schemaRegistryUsername : kafkaEnv.schemaRegistryPassword} (basic auth)`);
+  }
+  return { url: url.href.replace(/\/+$/, ''), username: username || null, password: password || null };
 }
 
 function integerSetting(text: string | undefined, setting: string, min: number, max: number): number | null {
@@ -164,6 +198,7 @@ export function describeKafkaConfig(config: KafkaConfig): object {
     topicPrefix: config.topicPrefix,
     partitions: config.partitions,
     replicationFactor: config.replicationFactor ?? 'min(3, brokers)',
+    schemaRegistry: config.schemaRegistry === null ? null : { url: config.schemaRegistry.url, username: config.schemaRegistry.username },
   };
 }
 

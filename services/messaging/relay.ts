@@ -196,6 +196,8 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   const batchBytesMax = options.batchBytesMax ?? relayBatchBytesMax;
   const retryDelayMsMax = options.sendRetryDelayMsMax ?? relaySendRetryDelayMsMax;
 
+  // With a schema registry: the envelope's and every event's id, before the first message.
+  await codec.prepare();
   let relayedPosition = await checkpoint.load();
   let headPosition = await store.headPosition();
   const counters = { eventsPublished: 0, directivesPublished: 0, batchesPublished: 0, bytesPublished: 0, sendFailures: 0 };

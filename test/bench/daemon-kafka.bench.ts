@@ -134,7 +134,7 @@ export async function benchDaemonLatency(): Promise<DaemonLatencyBenchResult[]> 
     const kafka: number[] = [];
     for (let r = 0; r < roundCount; r++) {
       embedded.push(...(await measureRound(null)));
-      const config: KafkaConfig = { brokers, clientId: 'vcp-bench', ssl: null, sasl: null, topicPrefix: `bench-${randomUUID().slice(0, 8)}.`, partitions: 6, replicationFactor: 1 };
+      const config: KafkaConfig = { brokers, clientId: 'vcp-bench', ssl: null, sasl: null, schemaRegistry: null, topicPrefix: `bench-${randomUUID().slice(0, 8)}.`, partitions: 6, replicationFactor: 1 };
       kafka.push(...(await measureRound(config)));
     }
     const results = [summary('embedded (HTTP directive stream, reports over HTTP)', embedded), summary('Kafka (vcp.host-directives, vcp.host-reports)', kafka)];

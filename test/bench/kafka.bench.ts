@@ -112,7 +112,7 @@ export async function benchKafkaRelay(): Promise<KafkaRelayBenchResult | null> {
   const dir = mkdtempSync(join(tmpdir(), 'vcp-bench-kafka-'));
   const store = openSqliteEventStore({ path: join(dir, 'events.db') });
   const client = createKafkajsClient(
-    { brokers: [broker.brokers], clientId: 'vcp-bench', ssl: null, sasl: null, topicPrefix: '', partitions, replicationFactor: 1 },
+    { brokers: [broker.brokers], clientId: 'vcp-bench', ssl: null, sasl: null, schemaRegistry: null, topicPrefix: '', partitions, replicationFactor: 1 },
     silentLog,
   );
   try {

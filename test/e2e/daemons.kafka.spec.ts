@@ -90,7 +90,7 @@ describeKafka('node daemons on Kafka (vcp up, real processes)', () => {
     const topics = topicNames(prefix);
     const embedded = await runWorkflow('up-embedded', {});
 
-    const client = createKafkajsClient({ brokers: kafkaBrokers(), clientId: 'vcp-test-daemons', ssl: null, sasl: null, topicPrefix: prefix, partitions: 3, replicationFactor: null }, testLog, {
+    const client = createKafkajsClient({ brokers: kafkaBrokers(), clientId: 'vcp-test-daemons', ssl: null, sasl: null, schemaRegistry: null, topicPrefix: prefix, partitions: 3, replicationFactor: null }, testLog, {
       connectionTimeoutMs: 10_000,
     });
     let reports: Collector | null = null;

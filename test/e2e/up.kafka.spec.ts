@@ -21,7 +21,7 @@ describeKafka('vcp up with VCP_KAFKA_BROKERS', () => {
   it('takes commands from vcp.commands, answers on vcp.command-results and relays every event, the daemons\' facts included', async () => {
     if (!kafkaAvailable()) kafkaBrokers(); // fails with the reason
     const prefix = uniquePrefix('up');
-    const config: KafkaConfig = { brokers: kafkaBrokers(), clientId: 'vcp-test-up', ssl: null, sasl: null, topicPrefix: prefix, partitions: 3, replicationFactor: null };
+    const config: KafkaConfig = { brokers: kafkaBrokers(), clientId: 'vcp-test-up', ssl: null, sasl: null, schemaRegistry: null, topicPrefix: prefix, partitions: 3, replicationFactor: null };
     const topics = topicNames(prefix);
     const port = await freePort();
     const call = api(() => `http://127.0.0.1:${port}`);

@@ -8,7 +8,7 @@ describeKafka('Kafka topic administration', () => {
   let admin: KafkaAdmin;
   beforeAll(async () => {
     if (!kafkaAvailable()) return;
-    client = createKafkajsClient({ brokers: kafkaBrokers(), clientId: 'vcp-test-admin', ssl: null, sasl: null, topicPrefix: '', partitions: 2, replicationFactor: null }, testLog, { connectionTimeoutMs: 10_000 });
+    client = createKafkajsClient({ brokers: kafkaBrokers(), clientId: 'vcp-test-admin', ssl: null, sasl: null, schemaRegistry: null, topicPrefix: '', partitions: 2, replicationFactor: null }, testLog, { connectionTimeoutMs: 10_000 });
     admin = await client.admin();
   }, kafkaTestTimeoutMs);
   afterAll(async () => {

@@ -18,7 +18,7 @@ import { type FakeKafka, fakeKafka } from '../support/fake-kafka.ts';
 import { eventually } from '../support/kafka.ts';
 import { type TestControlPlane, startTestControlPlane } from './fixtures/control-plane.ts';
 
-const config = { brokers: ['fake:9092'], clientId: 'vcp-test', ssl: null, sasl: null, topicPrefix: 'i.', partitions: 1, replicationFactor: null };
+const config = { brokers: ['fake:9092'], clientId: 'vcp-test', ssl: null, sasl: null, schemaRegistry: null, topicPrefix: 'i.', partitions: 1, replicationFactor: null };
 const topics = topicNames(config.topicPrefix);
 const meta = { actor: 'user:a', correlationId: 'c', causationId: null, idSeed: null };
 

@@ -31,6 +31,7 @@ describe('Kafka settings from the environment', () => {
         topicPrefix: '',
         partitions: 6,
         replicationFactor: null,
+        schemaRegistry: null,
       },
     });
   });

@@ -90,6 +90,7 @@ export async function testKafka(name: string, partitions = 3): Promise<TestKafka
     clientId: `vcp-test-${name}`,
     ssl: null,
     sasl: null,
+    schemaRegistry: null,
     topicPrefix: uniquePrefix(name),
     partitions,
     replicationFactor: 1,
