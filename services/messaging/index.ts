@@ -13,3 +13,4 @@ export * from './relay.ts';
 export * from './schemas.ts';
 export { createKafkajsClient, type KafkajsClientOptions } from './kafkajs-adapter.ts';
 export * from './host-client.ts';
+export * from './schema-registry.ts';
