@@ -223,7 +223,7 @@ describe('schema registry HTTP client', () => {
   /** A local server answering each request with the next of `answers`. */
   async function serve(answers: { status: number; body: unknown }[]): Promise<{ url: string; seen: Seen[] }> {
     const seen: Seen[] = [];
-    server = createServer((req, res) => {
+    const listening = createServer((req, res) => {
       let body = '';
       req.on('data', (chunk: Buffer) => {
         body += chunk.toString('utf8');
@@ -235,8 +235,9 @@ describe('schema registry HTTP client', () => {
         res.end(typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body));
       });
     });
-    await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
-    return { url: `http://127.0.0.1:${(server?.address() as AddressInfo).port}/apis/ccompat/v7/`, seen };
+    server = listening;
+    await new Promise<void>((resolve) => listening.listen(0, '127.0.0.1', resolve));
+    return { url: `http://127.0.0.1:${(listening.address() as AddressInfo).port}/apis/ccompat/v7/`, seen };
   }
 
   it('registers with the registry media type and basic auth under the base path, and reads a schema by id', async () => {
@@ -278,7 +279,7 @@ describe('schema registry HTTP client', () => {
       .catch((e: unknown) => e);
     expect(missing).toMatchObject({ name: 'SchemaRegistryError', status: 404, errorCode: 40403 });
 
-    const closedPort = (server?.address() as AddressInfo).port;
+    const closedPort = new URL(url).port;
     await new Promise((resolve) => server?.close(resolve));
     server = null;
     const down = await createSchemaRegistryClient({ url: `http://127.0.0.1:${closedPort}`, username: null, password: null, retries: 1 })
