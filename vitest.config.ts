@@ -8,8 +8,9 @@ export default defineConfig({
     pool: 'forks',
     // Two cores: keep concurrency modest so process-spawning e2e tests are not starved.
     maxWorkers: 2,
-    // One real Kafka broker for the whole run (only when a *.kafka.spec.ts file is selected).
-    globalSetup: ['./test/support/kafka-global-setup.ts'],
+    // One real Kafka broker (when a *.kafka.spec.ts file is selected) and one real schema
+    // registry (when a *.registry.*spec.ts file is) for the whole run.
+    globalSetup: ['./test/support/kafka-global-setup.ts', './test/support/registry-global-setup.ts'],
     reporters: ['default', './test/support/summary-reporter.ts'],
   },
 });

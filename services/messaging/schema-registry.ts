@@ -196,8 +196,8 @@ export function createRegistryFraming(client: SchemaRegistryClient, url: string)
   return {
     url,
     async register(types) {
-      // One at a time: a registry serialises writes per subject anyway, and the first refusal
-      // (an incompatible change) is the one to report.
+      // One at a time: the first refusal (an incompatible change) is the one reported, and a
+      // registry serialises writes anyway (Apicurio's in-memory store stalls under parallel ones).
       for (const type of types) await registerOne(type);
     },
     idOf: (type) => ids.get(fingerprintOf(type)),

@@ -26,16 +26,20 @@ export type KafkaBroker = {
   stop(): Promise<void>;
 };
 
-function run(args: string[], timeoutMs: number): Promise<{ stdout: string; stderr: string }> {
+/** Runs one of the infra/ scripts; rejects with the last lines of its stderr. */
+export function runScript(script: string, args: string[], timeoutMs: number): Promise<{ stdout: string; stderr: string }> {
+  const name = script.slice(script.lastIndexOf('/infra/') + 1);
   return new Promise((resolveRun, reject) => {
-    execFile('bash', [kafkaScript, ...args], { timeout: timeoutMs, maxBuffer: 4 * 1024 * 1024 }, (error, stdout, stderr) => {
+    execFile('bash', [script, ...args], { timeout: timeoutMs, maxBuffer: 4 * 1024 * 1024 }, (error, stdout, stderr) => {
       if (error) {
         const lines = `${stderr}`.trim().split('\n');
-        reject(new Error(`infra/kafka/kafka.sh ${args[0]} failed (${error.message.split('\n')[0]}):\n${lines.slice(-15).join('\n')}`));
+        reject(new Error(`${name} ${args[0]} failed (${error.message.split('\n')[0]}):\n${lines.slice(-15).join('\n')}`));
       } else resolveRun({ stdout, stderr });
     });
   });
 }
+
+const run = (args: string[], timeoutMs: number) => runScript(kafkaScript, args, timeoutMs);
 
 function listenable(port: number): Promise<boolean> {
   return new Promise((resolvePort) => {
@@ -46,7 +50,7 @@ function listenable(port: number): Promise<boolean> {
   });
 }
 
-function ephemeralPort(): Promise<number> {
+export function ephemeralPort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const server = createServer();
     server.unref();
@@ -67,12 +71,13 @@ async function freePortPair(): Promise<number> {
   throw new Error(`no two consecutive free ports on 127.0.0.1 after ${portPairAttemptsMax} attempts`);
 }
 
-export async function startKafkaBroker(): Promise<KafkaBroker> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'vcp-kafka-'));
-  const pidFile = join(dataDir, 'kafka.pid');
-  // If this process dies without running stop() (Ctrl-C), do not leave a JVM behind: the broker
-  // runs detached (setsid), so kill it by the pid kafka.sh recorded for this data dir.
-  const killOnExit = () => {
+/**
+ * If this process dies without running stop() (Ctrl-C), do not leave a JVM behind: the infra
+ * scripts run their server detached (setsid), so kill it by the pid they recorded. Returns the
+ * function that kills it now and forgets it.
+ */
+export function killOnExit(pidFile: string): () => void {
+  const kill = () => {
     try {
       const pid = Number(readFileSync(pidFile, 'utf8').trim());
       if (Number.isInteger(pid) && pid > 0) process.kill(pid, 'SIGKILL');
@@ -80,7 +85,17 @@ export async function startKafkaBroker(): Promise<KafkaBroker> {
       // not running (or already stopped): nothing to do
     }
   };
-  process.once('exit', killOnExit);
+  process.once('exit', kill);
+  return () => {
+    kill();
+    process.removeListener('exit', kill);
+  };
+}
+
+export async function startKafkaBroker(): Promise<KafkaBroker> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'vcp-kafka-'));
+  const pidFile = join(dataDir, 'kafka.pid');
+  const onExit = killOnExit(pidFile);
   try {
     const port = await freePortPair();
     await run(['start', '--port', String(port), '--data', dataDir, '--timeout', String(brokerStartTimeoutS)], startCommandTimeoutMs);
@@ -94,14 +109,13 @@ export async function startKafkaBroker(): Promise<KafkaBroker> {
         try {
           await run(['stop', '--data', dataDir], stopCommandTimeoutMs);
         } finally {
-          process.removeListener('exit', killOnExit);
+          onExit();
           rmSync(dataDir, { recursive: true, force: true });
         }
       },
     };
   } catch (error) {
-    killOnExit();
-    process.removeListener('exit', killOnExit);
+    onExit();
     rmSync(dataDir, { recursive: true, force: true });
     throw error;
   }

@@ -14,13 +14,13 @@ import { type KafkaBroker, startKafkaBroker } from './kafka-broker.ts';
 
 let broker: KafkaBroker | null = null;
 
-/** Whether the files this run selected include a Kafka test (when unsure: yes). */
-async function kafkaTestsQueued(project: TestProject): Promise<boolean> {
+/** Whether the files this run selected include one that `needs` (when unsure: yes). */
+export async function testFilesQueued(project: TestProject, needs: (file: string) => boolean): Promise<boolean> {
   try {
     // The CLI's file filters (`vitest run test/domain`); an internal field, hence the guard.
     const filters = (project.vitest as unknown as { filenamePattern?: unknown }).filenamePattern;
     const { testFiles } = await project.globTestFiles(Array.isArray(filters) ? filters.map(String) : undefined);
-    return testFiles.some((file) => file.endsWith('.kafka.spec.ts'));
+    return testFiles.some(needs);
   } catch {
     return true;
   }
@@ -33,7 +33,7 @@ export async function setup(project: TestProject): Promise<void> {
     provide({ brokers: given });
     return;
   }
-  if (!(await kafkaTestsQueued(project))) {
+  if (!(await testFilesQueued(project, (file) => file.endsWith('.kafka.spec.ts')))) {
     provide({ error: 'no broker was started: the global setup saw no *.kafka.spec.ts file among the selected tests' });
     return;
   }
