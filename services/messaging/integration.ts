@@ -53,6 +53,8 @@ export type KafkaIntegrationStats = {
   readonly hostReports: HostReportConsumerStats | null;
   /** What ensureTopics found at start-up. */
   readonly topics: readonly TopicReport[];
+  /** How values are framed: Avro single-object encoding, or Confluent framing with this registry. */
+  readonly wire: { readonly framing: 'single-object' | 'confluent'; readonly schemaRegistry: string | null };
 };
 
 export type KafkaIntegration = {
@@ -205,7 +207,14 @@ export async function startKafkaIntegration(options: KafkaIntegrationOptions): P
 
   let closed: Promise<void> | null = null;
   return {
-    stats: () => ({ relay: relay.stats(), relayRestarts, commands: commands.stats(), hostReports: hostReports?.stats() ?? null, topics: reports }),
+    stats: () => ({
+      relay: relay.stats(),
+      relayRestarts,
+      commands: commands.stats(),
+      hostReports: hostReports?.stats() ?? null,
+      topics: reports,
+      wire: { framing: registry === null ? 'single-object' : 'confluent', schemaRegistry: registry?.url ?? null },
+    }),
     close() {
       closed ??= (async () => {
         closing = true;

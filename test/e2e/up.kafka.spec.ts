@@ -73,6 +73,7 @@ describeKafka('vcp up with VCP_KAFKA_BROKERS', () => {
       }, 30_000);
       expect(figures.relay.relayedPosition).toBeGreaterThanOrEqual(history.length);
       expect(JSON.stringify(figures.commands)).toMatch(/[1-9]/);
+      expect(figures.wire).toEqual({ framing: 'single-object', schemaRegistry: null });
     } finally {
       await seen?.close();
       await producer?.close();

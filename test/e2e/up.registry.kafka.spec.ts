@@ -74,6 +74,7 @@ describeKafka('vcp up with VCP_KAFKA_BROKERS and VCP_SCHEMA_REGISTRY_URL', () =>
       }, 60_000);
       expect(started.data).toMatchObject({ partitionId: 'web-1', incarnation: 1 });
       expect((await call('GET', '/v1/partitions/web-1')).body).toMatchObject({ state: 'Running', incarnation: 1 });
+      expect((await call('GET', '/v1/kafka')).body.wire).toEqual({ framing: 'confluent', schemaRegistry: registryUrl });
 
       // Every message vcp wrote, on every topic, is Confluent-framed: directives and reports too.
       for (const topic of [topics.events, topics.directives, topics.reports, topics.commandResults]) {
