@@ -134,7 +134,7 @@ export class HaManager {
   private async carryOut(d: HaDecision, hostUp: (hostId: string) => boolean, inFlight: Map<string, number>): Promise<void> {
     const tracked = this.projections.partitions.get(d.partitionId);
     const p = tracked?.state;
-    if (!p || p.status !== 'Failed') return;
+    if (tracked === undefined || p?.status !== 'Failed') return;
     const meta: CommandMeta = { actor: 'system:ha', correlationId: tracked.lastCorrelationId, causationId: d.causeEventId, idSeed: `ha|${d.kind}|${d.causeEventId}` };
     const policy = this.policyRecord(p.spec.ha.restart, p.spec.ha.priority);
     if (d.kind === 'plan') {

@@ -39,7 +39,7 @@ export class MaintenanceManager {
 
   view(hostId: string): DrainView | null {
     const host = this.projections.hosts.get(hostId)?.state;
-    if (!host || host.status !== 'Registered') return null;
+    if (host?.status !== 'Registered') return null;
     const m = host.maintenance;
     const placed = [...this.projections.partitions.values()].filter((t) => isLive(t.state) && t.state.hostId === hostId);
     const migrations = m ? this.migrations.migrations({ hostId }).filter((v) => v.drainId === m.drainId) : [];

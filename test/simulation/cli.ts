@@ -45,7 +45,9 @@ function parse(argv: readonly string[]): Args {
       case '--trace': {
         // Optional partition id: only its events (and the hosts') are printed.
         const next = argv[i + 1];
-        args.trace = next !== undefined && !next.startsWith('--') ? (i++, next) : '';
+        const given = next !== undefined && !next.startsWith('--');
+        args.trace = given ? next : '';
+        if (given) i++;
         break;
       }
       case '--until':

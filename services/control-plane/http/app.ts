@@ -14,7 +14,7 @@ import type { CommandMeta } from '../commands.ts';
 import type { DaemonGateway } from '../daemon-gateway.ts';
 import { type IdempotencyStore, idempotencyKeyLengthMax, requestHash } from '../idempotency.ts';
 import type { MaintenanceManager } from '../maintenance.ts';
-import type { MigrationManager, MigrationReport, MigrationView } from '../migrations.ts';
+import type { MigrationManager, MigrationView } from '../migrations.ts';
 import type { ControlPlaneService, Outcome } from '../service.ts';
 import type { TelemetryStore } from '../telemetry.ts';
 import type { HostView, PartitionView } from '../views.ts';
