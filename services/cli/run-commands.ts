@@ -153,7 +153,8 @@ export const nodeCommand: CommandSpec = {
   --log-level L         (default info)
 With VCP_KAFKA_BROKERS (and the other VCP_KAFKA_* settings of the control plane) the daemon takes
 its directives from vcp.host-directives and sends its reports to vcp.host-reports; registration,
-reads and the lease heartbeat stay on HTTP (--control-plane).`,
+reads and the lease heartbeat stay on HTTP (--control-plane). With VCP_SCHEMA_REGISTRY_URL too,
+its reports use Confluent schema-registry framing.`,
   options: {
     'host-id': { type: 'string' },
     'control-plane': { type: 'string' },
@@ -186,10 +187,11 @@ reads and the lease heartbeat stay on HTTP (--control-plane).`,
     const hypervisor = createSimHostClient({ socketPath: stringFlag(values['sim-host-socket'], 'sim-host-socket', join(dataDir, simHostSocketName)) });
     const requestTimeoutMs = defaultNodeDaemonConfig.requestTimeoutMs;
     // Kafka mode (directives and reports over Kafka, what needs an answer over HTTP) when any
-    // VCP_KAFKA_* variable is set; otherwise the messaging service is not even loaded, so an
-    // embedded daemon starts as fast as ever (a restart races the lease).
+    // VCP_KAFKA_* or VCP_SCHEMA_REGISTRY_* variable is set (a registry without brokers is a
+    // usage error); otherwise the messaging service is not even loaded, so an embedded daemon
+    // starts as fast as ever (a restart races the lease).
     let kafkaClient: KafkaHostClient | null = null;
-    if (Object.keys(process.env).some((name) => name.startsWith('VCP_KAFKA_'))) {
+    if (Object.keys(process.env).some((name) => name.startsWith('VCP_KAFKA_') || name.startsWith('VCP_SCHEMA_REGISTRY_'))) {
       const { parseKafkaConfig, describeKafkaConfig, createKafkaControlPlaneClient, kafkaEnv } = await import('../messaging/index.ts');
       const kafka = parseKafkaConfig(process.env);
       if (!kafka.ok) throw new UsageError(kafka.message);

@@ -88,4 +88,16 @@ describeKafka('vcp up with VCP_KAFKA_BROKERS and VCP_SCHEMA_REGISTRY_URL', () =>
     }
     expect(await up.stop()).toBe(0);
   }, 240_000);
+
+  it('refuses to start when the registry cannot be reached, with one line naming VCP_SCHEMA_REGISTRY_URL', async () => {
+    const closed = await freePort();
+    const cp = spawnVcp('control-plane (registry out of reach)', ['control-plane', '--port', '0', '--data', tempDir('registry-down')], {
+      VCP_KAFKA_BROKERS: kafkaBrokers().join(','),
+      VCP_KAFKA_TOPIC_PREFIX: uniquePrefix('registry-down'),
+      VCP_SCHEMA_REGISTRY_URL: `http://127.0.0.1:${closed}/apis/ccompat/v7`,
+    });
+    expect(await cp.exited()).toBe(1);
+    const lines = cp.output().trim().split('\n');
+    expect(lines.at(-1)).toMatch(new RegExp(`^vcp control-plane: schema registry at http://127\\.0\\.0\\.1:${closed}/apis/ccompat/v7 \\(VCP_SCHEMA_REGISTRY_URL\\): cannot register vcp\\.`));
+  }, 120_000);
 });
