@@ -157,7 +157,8 @@ export function createSubjectCodec(
 ): SubjectCodec {
   const headers = new Map<string, Buffer>();
   const fingerprints = new Map<string, bigint>();
-  const readers = new Map<string, Reader>();
+  /** Readers by fingerprint (the header's 8 bytes read as a little-endian integer). */
+  const readers = new Map<bigint, Reader>();
   /** Confluent headers per subject, once the registry gave the id. */
   const registryHeaders = new Map<string, Buffer>();
   /** Readers per registry id, as they are met. */
@@ -204,28 +205,29 @@ export function createSubjectCodec(
     const fp = fingerprintOf(type);
     fingerprints.set(subject, fp);
     headers.set(subject, Buffer.concat([Buffer.from(SINGLE_OBJECT_MAGIC), fingerprintLE(fp)]));
-    readers.set(fingerprintHex(fp), { subject, writer: type, reader: type, resolver: null });
+    readers.set(fp, { subject, writer: type, reader: type, resolver: null });
   }
   for (const [subject, versions] of published) {
     const reader = current.get(subject);
     if (reader === undefined) continue;
     for (const { type } of versions) {
-      const key = fingerprintHex(fingerprintOf(type));
+      const key = fingerprintOf(type);
       if (!readers.has(key)) readers.set(key, { subject, writer: type, reader, resolver: reader.createResolver(type) });
     }
   }
   const decode = (bytes: Uint8Array): { readonly subject: string; readonly value: unknown } => {
     let found: Reader | undefined;
+    const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     let body: Buffer;
-    if (bytes.length >= CONFLUENT_HEADER_LENGTH && bytes[0] === CONFLUENT_MAGIC) {
-      const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (buf.length >= CONFLUENT_HEADER_LENGTH && buf[0] === CONFLUENT_MAGIC) {
       found = registryReader(buf.readUInt32BE(1));
       body = buf.subarray(CONFLUENT_HEADER_LENGTH);
     } else {
-      const header = readHeader(bytes);
-      found = readers.get(header.fingerprint);
-      if (found === undefined) throw new UnknownFingerprintError(header.fingerprint, where);
-      body = header.body;
+      if (buf.length < SINGLE_OBJECT_HEADER_LENGTH || buf[0] !== SINGLE_OBJECT_MAGIC[0] || buf[1] !== SINGLE_OBJECT_MAGIC[1]) readHeader(buf); // throws, saying why
+      const fingerprint = buf.readBigUInt64LE(2);
+      found = readers.get(fingerprint);
+      if (found === undefined) throw new UnknownFingerprintError(fingerprintHex(fingerprint), where);
+      body = buf.subarray(SINGLE_OBJECT_HEADER_LENGTH);
     }
     const raw = found.resolver === null ? found.reader.fromBuffer(body) : found.reader.fromBuffer(body, found.resolver);
     return { subject: found.subject, value: fromAvro(found.reader, raw) };
