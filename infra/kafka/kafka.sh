@@ -28,7 +28,10 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 POM="$HERE/pom.xml"
 JAVA="${JAVA:-java}"
 
-die() { echo "kafka.sh: $*" >&2; exit 1; }
+SCRIPT=kafka.sh
+PROCESS_PATTERN='kafka\.Kafka'
+# shellcheck source=../lib/service.sh
+source "$HERE/../lib/service.sh"
 
 VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM" | head -n1)"
 [[ -n "$VERSION" ]] || die "cannot read <kafka.version> from $POM"
@@ -68,21 +71,6 @@ mkdir -p "$DATA" 2>/dev/null || die "cannot create data dir $DATA"
 DATA="$(cd "$DATA" && pwd)"
 PIDFILE="$DATA/kafka.pid"
 LOG="$DATA/kafka.log"
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# Prints the pid of our running broker, or nothing (and drops a stale pid file).
-running_pid() {
-  [[ -f "$PIDFILE" ]] || return 0
-  local pid
-  pid="$(cat "$PIDFILE" 2>/dev/null || true)"
-  if [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null \
-     && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'kafka\.Kafka'; then
-    echo "$pid"
-  else
-    rm -f "$PIDFILE"
-  fi
-}
 
 fetch() {
   [[ -f "$LIB/.complete" ]] && return 0
@@ -210,25 +198,13 @@ start() {
 }
 
 stop() {
-  local pid i
+  local pid
   pid="$(running_pid)"
   if [[ -z "$pid" ]]; then
     echo "kafka.sh: not running (data $DATA)"
     return 0
   fi
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 60; i++)); do   # controlled shutdown normally takes a few seconds
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.5
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -KILL "$pid" 2>/dev/null || true
-    sleep 0.5
-    kill -0 "$pid" 2>/dev/null && die "could not stop broker pid $pid"
-    echo "kafka.sh: broker pid $pid did not stop in 30s; killed" >&2
-  fi
-  rm -f "$PIDFILE"
-  echo "kafka.sh: stopped (pid $pid)"
+  stop_pid "$pid" broker 30
 }
 
 status() {

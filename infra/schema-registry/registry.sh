@@ -31,7 +31,10 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 POM="$HERE/pom.xml"
 JAVA="${JAVA:-java}"
 
-die() { echo "registry.sh: $*" >&2; exit 1; }
+SCRIPT=registry.sh
+PROCESS_PATTERN='quarkus-run\.jar'
+# shellcheck source=../lib/service.sh
+source "$HERE/../lib/service.sh"
 
 VERSION="$(sed -n 's:.*<apicurio.version>\(.*\)</apicurio.version>.*:\1:p' "$POM" | head -n1)"
 [[ -n "$VERSION" ]] || die "cannot read <apicurio.version> from $POM"
@@ -80,8 +83,6 @@ init_data() {
 PIDFILE="$DATA/registry.pid"
 LOG="$DATA/registry.log"
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
 # HTTP status of GET http://127.0.0.1:$1$2 ("000" when nothing answers).
 http_code() {
   if command -v curl >/dev/null; then
@@ -93,19 +94,6 @@ http_code() {
               printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
               timeout 2 head -n1 <&3) 2>/dev/null || true)"
     [[ "$line" =~ ^HTTP/[0-9.]+\ ([0-9]{3}) ]] && echo "${BASH_REMATCH[1]}" || echo 000
-  fi
-}
-
-# Prints the pid of our running registry, or nothing (and drops a stale pid file).
-running_pid() {
-  [[ -f "$PIDFILE" ]] || return 0
-  local pid
-  pid="$(cat "$PIDFILE" 2>/dev/null || true)"
-  if [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null \
-     && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'quarkus-run\.jar'; then
-    echo "$pid"
-  else
-    rm -f "$PIDFILE"
   fi
 }
 
@@ -211,26 +199,14 @@ start() {
 }
 
 stop() {
-  local pid i
+  local pid
   pid="$(running_pid)"
   if [[ -z "$pid" ]]; then
     echo "registry.sh: not running (data $DATA)"
     [[ "$DROP_DATABASE" == true ]] && drop_database
     return 0
   fi
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 40; i++)); do   # Quarkus normally stops in well under a second
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.5
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -KILL "$pid" 2>/dev/null || true
-    sleep 0.5
-    kill -0 "$pid" 2>/dev/null && die "could not stop registry pid $pid"
-    echo "registry.sh: registry pid $pid did not stop in 20s; killed" >&2
-  fi
-  rm -f "$PIDFILE"
-  echo "registry.sh: stopped (pid $pid)"
+  stop_pid "$pid" registry 20
   [[ "$DROP_DATABASE" == true ]] && drop_database
   return 0
 }

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { directiveTypes, hostEventTypes, migrationEventTypes, partitionEventTypes, partitionFactTypes } from '../../services/domain/index.ts';
-import type { RecordedEvent } from '../../services/eventstore/port.ts';
 import {
   CRC64_AVRO_EMPTY,
   NotSingleObjectError,
@@ -19,7 +18,7 @@ import {
   loadSchemaSet,
   parseSchema,
 } from '../../services/messaging/index.ts';
-import { examples } from './fixtures/examples.ts';
+import { examples, recordedExample } from './fixtures/examples.ts';
 
 const utf8 = (s: string) => Buffer.from(s, 'utf8');
 const domainTypes = [...new Set([...hostEventTypes, ...partitionEventTypes, ...directiveTypes, ...partitionFactTypes, ...migrationEventTypes])].sort();
@@ -135,20 +134,7 @@ describe('decoding errors', () => {
 });
 
 describe('envelope', () => {
-  const recorded = (event: { type: string; data: object }): RecordedEvent => ({
-    eventId: '0b6f0a1e-55a3-4a6f-9b59-7d5f5c1e0f42',
-    type: event.type,
-    streamId: 'partition-web-1',
-    streamVersion: 7,
-    globalPosition: 9_007_199_254_740_000,
-    recordedAt: '2025-03-01T10:00:00.123Z',
-    actor: 'daemon:h1',
-    causationId: null,
-    correlationId: '3f2504e0-4f89-41d3-9a0c-0305e82c3301',
-    schemaVersion: 1,
-    hash: 'a'.repeat(64),
-    data: event.data as RecordedEvent['data'],
-  });
+  const recorded = recordedExample;
 
   it('round-trips a recorded event, payload included', () => {
     const r = recorded(examples.PartitionStartRequested);

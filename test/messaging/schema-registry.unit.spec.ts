@@ -7,7 +7,6 @@
 import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { RecordedEvent } from '../../services/eventstore/port.ts';
 import {
   NotSingleObjectError,
   SchemaIdNotLoadedError,
@@ -27,7 +26,7 @@ import {
   poisonReason,
   readJson,
 } from '../../services/messaging/index.ts';
-import { examples } from './fixtures/examples.ts';
+import { examples, recordedExample } from './fixtures/examples.ts';
 
 /** A registry in memory: ids from 1001 up, the same id for the same schema text, 404 for unknown ids. */
 function memoryRegistry() {
@@ -69,20 +68,7 @@ function memoryRegistry() {
   };
 }
 
-const recorded = (event: { type: string; data: object }): RecordedEvent => ({
-  eventId: '0b6f0a1e-55a3-4a6f-9b59-7d5f5c1e0f42',
-  type: event.type,
-  streamId: 'partition-web-1',
-  streamVersion: 7,
-  globalPosition: 42,
-  recordedAt: '2026-03-01T10:00:00.123Z',
-  actor: 'daemon:h1',
-  causationId: null,
-  correlationId: '3f2504e0-4f89-41d3-9a0c-0305e82c3301',
-  schemaVersion: 1,
-  hash: 'a'.repeat(64),
-  data: event.data as RecordedEvent['data'],
-});
+const recorded = recordedExample;
 
 const framed = (id: number, body: Buffer) => {
   const header = Buffer.alloc(5);
