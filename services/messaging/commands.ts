@@ -122,6 +122,8 @@ export type CommandConsumerOptions = {
   readonly outcomes: CommandOutcomeStore;
   readonly log?: Log;
   readonly codec?: CommandCodec;
+  /** When offsets are committed: once per fetched batch (default), or after each message (a benchmark's baseline). */
+  readonly commit?: 'message' | 'batch';
   readonly nowMs?: () => number;
   /** Delay between dispatch attempts (doubling); tests shorten it. */
   readonly dispatchRetryDelayMs?: number;
@@ -405,7 +407,7 @@ export async function startCommandConsumer(options: CommandConsumerOptions): Pro
   const producer: KafkaProducer = await client.producer();
   let consumer: KafkaConsumer;
   try {
-    consumer = await client.consumer({ groupId: options.groupId, topics: [topics.commands], fromBeginning: true });
+    consumer = await client.consumer({ groupId: options.groupId, topics: [topics.commands], fromBeginning: true, commit: options.commit ?? 'batch' });
   } catch (error) {
     await producer.close().catch(() => undefined);
     throw error;

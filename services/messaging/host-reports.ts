@@ -78,6 +78,8 @@ export type HostReportConsumerOptions = {
   readonly gateway: HostReportTargets;
   readonly log?: Log;
   readonly codec?: HostReportCodec;
+  /** When offsets are committed: once per fetched batch (default), or after each message (a benchmark's baseline). */
+  readonly commit?: 'message' | 'batch';
   readonly nowMs?: () => number;
   /** Delay between attempts at a gateway call (doubling); tests shorten it. */
   readonly retryDelayMs?: number;
@@ -189,7 +191,7 @@ export async function startHostReportConsumer(options: HostReportConsumerOptions
   try {
     // From the beginning for a group that never committed: reports a daemon sent before the
     // control plane first consumed must not be lost.
-    consumer = await client.consumer({ groupId: options.groupId, topics: [topics.reports], fromBeginning: true });
+    consumer = await client.consumer({ groupId: options.groupId, topics: [topics.reports], fromBeginning: true, commit: options.commit ?? 'batch' });
   } catch (error) {
     await producer.close().catch(() => undefined);
     throw error;

@@ -76,10 +76,18 @@ export type ConsumerOptions = {
    * member of the group must pass the same key.
    */
   readonly partitionOfKey?: string;
+  /**
+   * For eachMessage handlers: commit each message's offset as soon as it resolves ('message', the
+   * default), or once per fetched batch ('batch': after the batch's last message, and before
+   * giving up on a failed or stopped one, so what was handled is never handled again after a
+   * restart except by a crash). Either way nothing is committed before it was handled; 'batch'
+   * saves a broker round trip per message.
+   */
+  readonly commit?: 'message' | 'batch';
 };
 
 export type ConsumerHandler =
-  /** Called once per message; its offset is committed as soon as it resolves. */
+  /** Called once per message; its offset is committed once it resolves (see ConsumerOptions.commit). */
   | { readonly eachMessage: (message: IncomingMessage) => Promise<void> }
   /** Called once per fetched batch of one partition; the batch is committed once it resolves. */
   | { readonly eachBatch: (batch: IncomingBatch) => Promise<void> };

@@ -242,19 +242,35 @@ function wrapConsumer(consumer: Consumer, options: ConsumerOptions): KafkaConsum
             await commit(last.offset);
             return;
           }
+          const perBatch = options.commit === 'batch';
+          /** The last handled offset not committed yet ('batch' mode). */
+          let handled: string | null = null;
+          const commitHandled = async () => {
+            if (handled === null) return;
+            const offset = handled;
+            handled = null;
+            await commit(offset);
+          };
           for (const message of batch.messages) {
             // A rebalance or a seek makes the rest of this batch someone else's (or stale).
             if (!isRunning() || isStale()) break;
             try {
               await handler.eachMessage(incoming(batch.topic, batch.partition, message));
             } catch (error) {
+              // What was handled before stays handled: commit it (a failed commit only means
+              // redelivery, which the handlers absorb), then stop or fail as before.
+              await commitHandled().catch(() => undefined);
               if (stopped(error)) return;
               throw error;
             }
             resolveOffset(message.offset);
-            await commit(message.offset);
+            if (perBatch) handled = message.offset;
+            else await commit(message.offset);
             await heartbeat();
           }
+          // A partition taken away by a rebalance is not ours to commit: its next owner gets the
+          // uncommitted rest again, and the handlers absorb redelivery.
+          if (isRunning() && !isStale()) await commitHandled();
         },
       });
     },

@@ -7,6 +7,7 @@ import { benchDaemonLatency } from './daemon-kafka.bench.ts';
 import { benchDrain } from './drain.bench.ts';
 import { benchEventStoreAppend } from './eventstore.bench.ts';
 import { benchHaFailover, benchSimulation } from './ha.bench.ts';
+import { benchHostReports } from './host-reports.bench.ts';
 import { benchEntitlement, benchScheduler } from './hypervisor.bench.ts';
 import { benchAvroCodec, benchKafkaRelay } from './kafka.bench.ts';
 import { benchMigrationEngine } from './migration.bench.ts';
@@ -24,6 +25,7 @@ const suites: Record<string, () => Promise<unknown>> = {
   'kafka-relay': benchKafkaRelay,
   'avro-codec': benchAvroCodec,
   'daemon-kafka': benchDaemonLatency,
+  'host-reports': benchHostReports,
 };
 
 const only = process.argv.slice(2);
