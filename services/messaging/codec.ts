@@ -123,12 +123,14 @@ export async function decodeLoading<T>(framing: RegistryFraming | null, decode: 
   }
 }
 
-/**
- * Why bytes are a poison message (never decodable, whatever is retried), or null when the failure
- * is transient (the schema registry cannot be reached): the message is then delivered again.
- */
+/** Why a message that cannot be decoded goes to the dead-letter topic. */
 export type UndecodableReason = 'not-avro-single-object' | 'unknown-schema-fingerprint' | 'unknown-schema-id' | 'undecodable';
 
+/**
+ * Why bytes are a poison message (never decodable, whatever is retried), or null when the failure
+ * is transient (the schema registry cannot be reached, or refuses our credentials): the message
+ * is then delivered again.
+ */
 export function poisonReason(error: unknown): { readonly reason: UndecodableReason; readonly detail: string } | null {
   const detail = error instanceof Error ? error.message : String(error);
   if (error instanceof SchemaRegistryUnavailableError) return null;
