@@ -20,11 +20,10 @@ import {
   hostReportHeaders,
   silentLog,
   startHostReportConsumer,
-  topicNames,
-  topicSpecs,
 } from '../../services/messaging/index.ts';
 import { startTestControlPlane } from '../messaging/fixtures/control-plane.ts';
 import { type KafkaBroker, startKafkaBroker } from '../support/kafka-broker.ts';
+import { freshTopics } from './kafka.bench.ts';
 
 const hostCount = 50;
 const samplesPerRound = 6_000;
@@ -41,17 +40,6 @@ export interface HostReportsBenchResult {
 
 const meta = { actor: 'user:bench', correlationId: 'bench', causationId: null, idSeed: null };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function freshTopics(client: KafkaClient): Promise<TopicNames> {
-  const prefix = `bench-reports-${randomUUID().slice(0, 8)}.`;
-  const admin = await client.admin();
-  try {
-    await admin.ensureTopics(topicSpecs({ topicPrefix: prefix, partitions }, 1));
-  } finally {
-    await admin.close();
-  }
-  return topicNames(prefix);
-}
 
 /** samplesPerRound telemetry samples of hostCount hosts, produced before anyone consumes. */
 async function produceSamples(client: KafkaClient, topics: TopicNames): Promise<void> {
@@ -87,7 +75,7 @@ async function timeFromFirst(count: () => number): Promise<number> {
 }
 
 async function consumerRound(client: KafkaClient, commit: 'message' | 'batch'): Promise<number> {
-  const topics = await freshTopics(client);
+  const topics = await freshTopics(client, `bench-reports-${randomUUID().slice(0, 8)}.`);
   await produceSamples(client, topics);
   const store = openMemoryEventStore();
   const cp = await startTestControlPlane(store);
@@ -110,7 +98,7 @@ async function consumerRound(client: KafkaClient, commit: 'message' | 'batch'): 
 }
 
 async function bareRound(client: KafkaClient): Promise<number> {
-  const topics = await freshTopics(client);
+  const topics = await freshTopics(client, `bench-reports-${randomUUID().slice(0, 8)}.`);
   await produceSamples(client, topics);
   let count = 0;
   const consumer = await client.consumer({ groupId: `bench-bare-${randomUUID()}`, topics: [topics.reports], fromBeginning: true });

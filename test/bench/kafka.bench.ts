@@ -98,7 +98,8 @@ function batchesOf(events: readonly RecordedEvent[], topics: ReturnType<typeof t
   return batches;
 }
 
-async function freshTopics(client: KafkaClient, prefix: string) {
+/** The vcp topics under `prefix` (6 partitions each, one replica). */
+export async function freshTopics(client: KafkaClient, prefix: string) {
   const admin = await client.admin();
   try {
     await admin.ensureTopics(topicSpecs({ topicPrefix: prefix, partitions }, 1));
