@@ -37,9 +37,9 @@ import { type UndecodableReason, poisonReason } from './codec.ts';
 import type { CommandOutcomeStore } from './command-outcomes.ts';
 import { type CommandCodec, type CommandType, commandCodec, commandResultSubject, isCommandType } from './command-schemas.ts';
 import { fingerprintHex } from './crc64.ts';
-import { errorText, runHandledConsumer } from './consumer-loop.ts';
+import { closeHandledConsumer, deadLetterOf, errorText, openHandledConsumer, runHandledConsumer } from './consumer-loop.ts';
 import type { TopicNames } from './kafka-config.ts';
-import type { IncomingMessage, KafkaClient, KafkaConsumer, KafkaHeaders, KafkaProducer, Log } from './kafka-port.ts';
+import type { IncomingMessage, KafkaClient, Log } from './kafka-port.ts';
 import { silentLog } from './kafka-port.ts';
 
 /** What commands are carried out by: the control plane's own objects (tests pass the real ones). */
@@ -57,14 +57,7 @@ export const commandHeaders = {
   replayed: 'vcp-replayed',
 } as const;
 
-export const dlqHeaders = {
-  sourceTopic: 'vcp-dlq-source-topic',
-  sourcePartition: 'vcp-dlq-source-partition',
-  sourceOffset: 'vcp-dlq-source-offset',
-  reason: 'vcp-dlq-reason',
-  detail: 'vcp-dlq-detail',
-  at: 'vcp-dlq-at',
-} as const;
+export { dlqHeaders } from './consumer-loop.ts';
 
 /** Why a message went to the DLQ (the vcp-dlq-reason header). */
 export type DlqReason =
@@ -80,7 +73,6 @@ export const commandIdLengthMax = 255;
 /** Attempts at carrying out one command when the store or a projection fails. */
 export const dispatchAttemptsMax = 3;
 const dispatchRetryDelayMs = 200;
-const dlqDetailLengthMax = 1000;
 const actorPattern = /^(user|service|daemon|system):[A-Za-z0-9._@-]{1,100}$/;
 
 export type CommandOutcomeKind = 'accepted' | 'rejected' | 'failed';
@@ -404,28 +396,12 @@ export async function startCommandConsumer(options: CommandConsumerOptions): Pro
 
   // With a schema registry: CommandResult's id (and the commands'), before the first result.
   await codec.prepare();
-  const producer: KafkaProducer = await client.producer();
-  let consumer: KafkaConsumer;
-  try {
-    consumer = await client.consumer({ groupId: options.groupId, topics: [topics.commands], fromBeginning: true, commit: options.commit ?? 'batch' });
-  } catch (error) {
-    await producer.close().catch(() => undefined);
-    throw error;
-  }
+  const { consumer, producer } = await openHandledConsumer(client, { groupId: options.groupId, topics: [topics.commands], fromBeginning: true, commit: options.commit ?? 'batch' });
 
   const deadLetter = async (message: IncomingMessage, reason: DlqReason, detail: string): Promise<void> => {
     counters.deadLettered += 1;
     log.warn({ topic: message.topic, partition: message.partition, offset: message.offset, reason, detail }, 'command message sent to the dead-letter topic');
-    const headers: KafkaHeaders = {
-      ...message.headers,
-      [dlqHeaders.sourceTopic]: message.topic,
-      [dlqHeaders.sourcePartition]: String(message.partition),
-      [dlqHeaders.sourceOffset]: message.offset,
-      [dlqHeaders.reason]: reason,
-      [dlqHeaders.detail]: detail.slice(0, dlqDetailLengthMax),
-      [dlqHeaders.at]: new Date(nowMs()).toISOString(),
-    };
-    await producer.send([{ topic: topics.dlq, key: message.key?.toString('utf8') ?? null, value: message.value ?? Buffer.alloc(0), headers }]);
+    await producer.send([deadLetterOf(message, topics.dlq, reason, detail, nowMs())]);
   };
 
   const publishResult = async (result: Buffer, value: Pick<CommandResultValue, 'commandId' | 'commandType' | 'correlationId' | 'outcome'>, replayed: boolean) => {
@@ -622,8 +598,7 @@ export async function startCommandConsumer(options: CommandConsumerOptions): Pro
     close() {
       closed ??= (async () => {
         closing = true;
-        await consumer.close().catch((error: unknown) => log.warn({ err: error }, 'closing the command consumer failed'));
-        await producer.close().catch((error: unknown) => log.warn({ err: error }, 'closing the command result producer failed'));
+        await closeHandledConsumer(consumer, producer, 'command', log);
       })();
       return closed;
     },

@@ -4,7 +4,54 @@
  * is delivered again after the consumer restarts (or to the partition's next owner). A consumer
  * that cannot start releases its consumer and producer.
  */
-import type { IncomingMessage, KafkaConsumer, KafkaProducer, Log } from './kafka-port.ts';
+import type { ConsumerOptions, IncomingMessage, KafkaClient, KafkaConsumer, KafkaProducer, Log, OutgoingMessage } from './kafka-port.ts';
+
+/** The headers a dead letter carries besides the original ones: where it came from and why. */
+export const dlqHeaders = {
+  sourceTopic: 'vcp-dlq-source-topic',
+  sourcePartition: 'vcp-dlq-source-partition',
+  sourceOffset: 'vcp-dlq-source-offset',
+  reason: 'vcp-dlq-reason',
+  detail: 'vcp-dlq-detail',
+  at: 'vcp-dlq-at',
+} as const;
+
+const dlqDetailLengthMax = 1000;
+
+/** The dead letter of `message`: its key, bytes and headers, plus where it came from and why. */
+export function deadLetterOf(message: IncomingMessage, dlqTopic: string, reason: string, detail: string, atMs: number): OutgoingMessage {
+  return {
+    topic: dlqTopic,
+    key: message.key?.toString('utf8') ?? null,
+    value: message.value ?? Buffer.alloc(0),
+    headers: {
+      ...message.headers,
+      [dlqHeaders.sourceTopic]: message.topic,
+      [dlqHeaders.sourcePartition]: String(message.partition),
+      [dlqHeaders.sourceOffset]: message.offset,
+      [dlqHeaders.reason]: reason,
+      [dlqHeaders.detail]: detail.slice(0, dlqDetailLengthMax),
+      [dlqHeaders.at]: new Date(atMs).toISOString(),
+    },
+  };
+}
+
+/** A consumer and the producer of its answers and dead letters; neither is left open on failure. */
+export async function openHandledConsumer(client: KafkaClient, options: ConsumerOptions): Promise<{ consumer: KafkaConsumer; producer: KafkaProducer }> {
+  const producer = await client.producer();
+  try {
+    return { consumer: await client.consumer(options), producer };
+  } catch (error) {
+    await producer.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** Closes both, logging (not throwing) what fails. */
+export async function closeHandledConsumer(consumer: KafkaConsumer, producer: KafkaProducer, what: string, log: Log): Promise<void> {
+  await consumer.close().catch((error: unknown) => log.warn({ err: error }, `closing the ${what} consumer failed`));
+  await producer.close().catch((error: unknown) => log.warn({ err: error }, `closing the ${what} producer failed`));
+}
 
 export const errorText = (error: unknown): string => (error instanceof Error ? `${error.name}: ${error.message}` : String(error));
 

@@ -25,11 +25,10 @@ import type { Static } from 'typebox';
 import type { DaemonGateway } from '../control-plane/daemon-gateway.ts';
 import * as S from '../control-plane/http/schemas.ts';
 import { type UndecodableReason, poisonReason } from './codec.ts';
-import { dlqHeaders } from './commands.ts';
 import { type HostReportCodec, type HostReportKind, hostReportCodec, isHostReportKind } from './host-report-schemas.ts';
-import { errorText, runHandledConsumer } from './consumer-loop.ts';
+import { closeHandledConsumer, deadLetterOf, errorText, openHandledConsumer, runHandledConsumer } from './consumer-loop.ts';
 import type { TopicNames } from './kafka-config.ts';
-import type { IncomingMessage, KafkaClient, KafkaConsumer, KafkaHeaders, KafkaProducer, Log } from './kafka-port.ts';
+import type { IncomingMessage, KafkaClient, Log } from './kafka-port.ts';
 import { StopConsuming, silentLog } from './kafka-port.ts';
 
 /** The gateway methods reports are carried out by (the control plane passes its DaemonGateway). */
@@ -49,7 +48,6 @@ export const hostReportAttemptsMax = 5;
 const hostReportRetryDelayMs = 100;
 /** A telemetry sample older than this when it arrives is dropped: the live view wants now, not a backlog. */
 export const telemetryAgeMsMax = 60_000;
-const dlqDetailLengthMax = 1000;
 
 export type HostReportConsumerStats = {
   /** Messages handled (each once, redeliveries included). */
@@ -186,30 +184,14 @@ export async function startHostReportConsumer(options: HostReportConsumerOptions
   /** Last telemetry sample recorded per host (one entry per registered host). */
   const lastSample = new Map<string, { bootId: string; sampledAtMs: number }>();
 
-  const producer: KafkaProducer = await client.producer();
-  let consumer: KafkaConsumer;
-  try {
-    // From the beginning for a group that never committed: reports a daemon sent before the
-    // control plane first consumed must not be lost.
-    consumer = await client.consumer({ groupId: options.groupId, topics: [topics.reports], fromBeginning: true, commit: options.commit ?? 'batch' });
-  } catch (error) {
-    await producer.close().catch(() => undefined);
-    throw error;
-  }
+  // From the beginning for a group that never committed: reports a daemon sent before the
+  // control plane first consumed must not be lost.
+  const { consumer, producer } = await openHandledConsumer(client, { groupId: options.groupId, topics: [topics.reports], fromBeginning: true, commit: options.commit ?? 'batch' });
 
   const deadLetter = async (message: IncomingMessage, reason: HostReportDlqReason, detail: string): Promise<void> => {
     counters.deadLettered += 1;
     log.warn({ topic: message.topic, partition: message.partition, offset: message.offset, key: message.key?.toString('utf8') ?? null, reason, detail }, 'host report sent to the dead-letter topic');
-    const headers: KafkaHeaders = {
-      ...message.headers,
-      [dlqHeaders.sourceTopic]: message.topic,
-      [dlqHeaders.sourcePartition]: String(message.partition),
-      [dlqHeaders.sourceOffset]: message.offset,
-      [dlqHeaders.reason]: reason,
-      [dlqHeaders.detail]: detail.slice(0, dlqDetailLengthMax),
-      [dlqHeaders.at]: new Date(nowMs()).toISOString(),
-    };
-    await producer.send([{ topic: topics.dlq, key: message.key?.toString('utf8') ?? null, value: message.value ?? Buffer.alloc(0), headers }]);
+    await producer.send([deadLetterOf(message, topics.dlq, reason, detail, nowMs())]);
   };
 
   /** Decodes and validates one message, or throws PoisonReport. */
@@ -365,8 +347,7 @@ export async function startHostReportConsumer(options: HostReportConsumerOptions
     close() {
       closed ??= (async () => {
         closing = true;
-        await consumer.close().catch((error: unknown) => log.warn({ err: error }, 'closing the host report consumer failed'));
-        await producer.close().catch((error: unknown) => log.warn({ err: error }, 'closing the host report DLQ producer failed'));
+        await closeHandledConsumer(consumer, producer, 'host report', log);
       })();
       return closed;
     },
